@@ -1,0 +1,3 @@
+from bgci.cli import main
+
+main()

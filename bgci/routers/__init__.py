@@ -1,0 +1,81 @@
+"""Routers: what sends live and preview traffic to a colour. One module each behind ``Router``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bgci.config import Config
+    from bgci.log import Log
+    from bgci.model import Colour
+    from bgci.platforms import Platform
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    """How to run a managed router: image/binary, command, and which ports it must publish."""
+
+    name: str
+    image: str
+    command: list[str]
+    ports: Mapping[int, tuple[str, int]]  # port inside -> (host ip, host port)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+class RouterHost(Protocol):
+    """Where a managed router process lives (a container on the engine, or a local process)."""
+
+    def running(self, spec: RouterSpec) -> bool: ...
+
+    def start(self, spec: RouterSpec, files: Mapping[str, bytes], log: Log) -> None:
+        """(Re)create and start the router with ``files`` (absolute path -> content) in place."""
+
+    def write(self, spec: RouterSpec, files: Mapping[str, bytes]) -> None:
+        """Replace files the running router reads (for its next restart)."""
+
+    def read(self, spec: RouterSpec, path: str) -> bytes | None: ...
+
+    def execute(self, spec: RouterSpec, argv: list[str]) -> tuple[int, str]:
+        """Run ``argv`` beside the router (inside its container); exit code and output."""
+
+    def label(self, spec: RouterSpec, key: str) -> str | None:
+        """A label of the running router (its config fingerprint)."""
+
+
+class Router(Protocol):
+    """Live and preview traffic for one app."""
+
+    live_url: str
+    preview_url: str
+
+    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
+        """Start the router if needed, and make each colour's server address match ``backends``."""
+
+    def live(self) -> Colour | None:
+        """The colour live traffic goes to, read from the router itself (None: nothing yet)."""
+
+    def set_backend(self, colour: Colour, address: str | None) -> None:
+        """Point ``colour``'s server at ``host:port`` (None: no server, 503)."""
+
+    def switch(self, live: Colour) -> None:
+        """Atomically send live traffic to ``live`` and preview traffic to the other colour."""
+
+    def inflight(self, colour: Colour) -> int:
+        """Requests/connections the router has open to ``colour`` now (for draining)."""
+
+    def describe_switch(self, live: Colour) -> str:
+        """What ``switch(live)`` would change, for --dry-run."""
+
+
+def make_router(config: Config, platform: Platform) -> Router:
+    if config.router.kind == "haproxy":
+        from bgci.routers.haproxy import HAProxyRouter
+
+        return HAProxyRouter(config, platform)
+    if config.router.kind == "traefik":
+        from bgci.routers.traefik import TraefikRouter
+
+        return TraefikRouter(config, platform)
+    raise AssertionError(f"unvalidated router.kind {config.router.kind!r}")

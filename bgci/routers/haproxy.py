@@ -1,0 +1,219 @@
+"""HAProxy: switched through its runtime API (a map lookup flips atomically), never reloaded.
+
+Live and preview frontends pick their backend with ``be_%[str(live),map(colour.map)]``; a switch is
+one ``set map`` on the runtime API, applied between two requests, so no connection is dropped and
+keep-alive clients move with their next request. The map and the server addresses are also written
+to the files HAProxy starts from, so a restarted router comes back with the same live colour.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping
+
+from bgci.config import Config, split_address
+from bgci.errors import InfraError
+from bgci.log import Log
+from bgci.model import COLOURS, Colour, other
+from bgci.platforms import Platform
+from bgci.routers import RouterHost, RouterSpec
+
+DEFAULT_IMAGE = "haproxy:2.8"
+ETC = "/etc/bgci-haproxy"
+CFG = f"{ETC}/haproxy.cfg"
+MAP = f"{ETC}/colour.map"
+ADMIN_PORT = 9999  # on the router container's own loopback: reachable only through the engine
+LIVE_PORT, PREVIEW_PORT = 8080, 8081
+TEMPLATE_VERSION = "1"
+
+# bash is in the official (Debian-based) image; the command text travels as "$1", never spliced.
+_ADMIN = (
+    'exec 3<>/dev/tcp/127.0.0.1/{port} || exit 3; printf "%s\\n" "$1" >&3; cat <&3'
+)
+
+
+def render_config(backends: Mapping[Colour, str]) -> str:
+    """haproxy.cfg for the given colour -> ``host:port`` addresses."""
+    lines = [
+        "global",
+        f"    stats socket ipv4@127.0.0.1:{ADMIN_PORT} level admin",
+        "    stats timeout 10s",
+        "defaults",
+        "    mode http",
+        "    timeout connect 5s",
+        "    timeout client 65s",
+        "    timeout server 65s",
+        "    timeout http-keep-alive 65s",
+        "    option http-keep-alive",
+        "frontend live",
+        f"    bind :{LIVE_PORT}",
+        f"    use_backend be_%[str(live),map({MAP},none)]",
+        "frontend preview",
+        f"    bind :{PREVIEW_PORT}",
+        f"    use_backend be_%[str(preview),map({MAP},none)]",
+        "backend be_none",
+        '    http-request return status 503 content-type text/plain string "bgci: no colour '
+        'is deployed here yet\\n"',
+    ]
+    for colour in COLOURS:
+        address = backends.get(colour)
+        server = f"server app {address}" if address else "server app 127.0.0.1:1 disabled"
+        lines += [
+            f"backend be_{colour}",
+            f"    http-response set-header X-Bgci-Color {colour}",
+            f"    {server}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def render_map(live: Colour | None) -> str:
+    preview: Colour = other(live) if live else "blue"
+    return f"live {live or 'none'}\npreview {preview}\n"
+
+
+def parse_map(text: str) -> dict[str, str]:
+    """``show map`` output (``0xID key value``) or the file (``key value``) as a dict."""
+    entries: dict[str, str] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and not line.startswith("#"):
+            key, value = parts[-2], parts[-1]
+            entries[key] = value
+    return entries
+
+
+class HAProxyRouter:
+    def __init__(self, config: Config, platform: Platform) -> None:
+        self.config = config
+        self.host: RouterHost = platform.router_host()
+        listen_host, listen_port = split_address(config.router.listen)
+        preview_host, preview_port = split_address(config.router.preview)
+        public = platform.public_host()
+        self.live_url = _url(listen_host, listen_port, public)
+        self.preview_url = _url(preview_host, preview_port, public)
+        image = config.router.image or DEFAULT_IMAGE
+        ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
+        fingerprint = hashlib.sha256(
+            repr((image, sorted(ports.items()), TEMPLATE_VERSION)).encode()
+        ).hexdigest()[:16]
+        self.spec = RouterSpec(
+            name=f"bgci-{config.app}-router",
+            image=image,
+            command=["haproxy", "-W", "-db", "-f", CFG],
+            ports=ports,
+            labels={"org.bgci.router": "haproxy", "org.bgci.fingerprint": fingerprint},
+        )
+        self._backends: dict[Colour, str] = {}
+
+    # -- runtime API -----------------------------------------------------------------------
+    def _admin(self, command: str) -> str:
+        argv = ["bash", "-c", _ADMIN.format(port=ADMIN_PORT), "bgci", command]
+        code, out = self.host.execute(self.spec, argv)
+        if code != 0:
+            raise InfraError(
+                f"HAProxy runtime API in {self.spec.name} did not answer (exit {code}): "
+                f"{out.strip()[:300]}",
+                "is the router running? `bgci status` shows it; nothing was changed",
+            )
+        return out
+
+    def _admin_checked(self, command: str) -> str:
+        out = self._admin(command)
+        bad = [
+            line for line in out.splitlines()
+            if line.strip() and not line.startswith(("0x", "#"))
+            and "changed from" not in line and "no need to change" not in line
+        ]
+        if bad:
+            raise InfraError(f"HAProxy refused {command!r}: {' '.join(bad)[:300]}",
+                             "nothing was switched; live traffic is where it was")
+        return out
+
+    def _wait_admin(self, seconds: float = 15.0) -> None:
+        deadline = time.monotonic() + seconds
+        while True:
+            try:
+                self._admin("show info")
+                return
+            except InfraError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    # -- Router ----------------------------------------------------------------------------
+    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
+        self._backends = {c: a for c, a in backends.items() if a}
+        fingerprint = self.spec.labels["org.bgci.fingerprint"]
+        if self.host.running(self.spec) and self.host.label(
+            self.spec, "org.bgci.fingerprint"
+        ) == fingerprint:
+            self._sync_servers()
+            return
+        saved = self.host.read(self.spec, MAP)
+        live = parse_map(saved.decode()).get("live") if saved else None
+        live_colour: Colour | None = live if live in COLOURS else None
+        log.info(f"starting router {self.spec.name} (live: {live_colour or 'nothing yet'})")
+        self.host.start(self.spec, self._files(live_colour), log)
+        self._wait_admin()
+
+    def _files(self, live: Colour | None) -> dict[str, bytes]:
+        return {CFG: render_config(self._backends).encode(), MAP: render_map(live).encode()}
+
+    def _sync_servers(self) -> None:
+        commands = []
+        for colour in COLOURS:
+            address = self._backends.get(colour)
+            if address:
+                host, port = split_address(address)
+                commands += [f"set server be_{colour}/app addr {host} port {port}",
+                             f"set server be_{colour}/app state ready"]
+            else:
+                commands.append(f"set server be_{colour}/app state maint")
+        self._admin_checked(";".join(commands))
+        self._persist(self.live())
+
+    def _persist(self, live: Colour | None) -> None:
+        self.host.write(self.spec, self._files(live))
+
+    def live(self) -> Colour | None:
+        entries = parse_map(self._admin(f"show map {MAP}"))
+        value = entries.get("live")
+        return value if value in COLOURS else None
+
+    def set_backend(self, colour: Colour, address: str | None) -> None:
+        if address:
+            self._backends[colour] = address
+        else:
+            self._backends.pop(colour, None)
+        self._sync_servers()
+
+    def switch(self, live: Colour) -> None:
+        self._admin_checked(
+            f"set map {MAP} live {live};set map {MAP} preview {other(live)}"
+        )
+        self._persist(live)
+
+    def describe_switch(self, live: Colour) -> str:
+        return (f"HAProxy runtime API in {self.spec.name}:\n"
+                f"  set map {MAP} live {live}\n  set map {MAP} preview {other(live)}")
+
+    def inflight(self, colour: Colour) -> int:
+        out = self._admin("show stat")
+        header: list[str] = []
+        for line in out.splitlines():
+            if line.startswith("# "):
+                header = line[2:].split(",")
+                continue
+            fields = line.split(",")
+            if header and len(fields) > 2 and fields[0] == f"be_{colour}" and fields[1] == "BACKEND":
+                return int(fields[header.index("scur")] or 0)
+        return 0
+
+
+def _url(host: str, port: int, public: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        host = public
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"

@@ -1,0 +1,113 @@
+"""What several stages do: look at the target, confirm a cut-over, drain, write history."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import requests
+
+from bgci.deployment import Deployment
+from bgci.health import COLOUR_HEADER, wait_healthy
+from bgci.model import Check, Colour, Instance, Release, StageResult, other
+from bgci.state import State
+
+
+@dataclass
+class View:
+    """The target as it is now: instances from the platform, the live colour from the router."""
+
+    instances: dict[Colour, Instance]
+    live: Colour | None
+
+    @property
+    def idle(self) -> Colour:
+        """The colour live traffic does not go to (blue before the first switch)."""
+        return other(self.live) if self.live else "blue"
+
+    def running(self, colour: Colour) -> Instance | None:
+        instance = self.instances.get(colour)
+        return instance if instance is not None and instance.running else None
+
+
+def observe(d: Deployment, result: StageResult) -> View:
+    """Start/sync the router with what runs, read the live colour back from it."""
+    instances = d.platform.instances()
+    d.router.ensure({c: i.address for c, i in instances.items() if i.running}, d.log)
+    view = View(instances, d.router.live())
+    result.live_colour, result.idle_colour = view.live, view.idle
+    result.live_url, result.preview_url = d.router.live_url, d.router.preview_url
+    return view
+
+
+def history(d: Deployment, state: State, stage: str, change: str, release: Release | None,
+            outcome: str = "passed") -> None:
+    state.log({
+        "stage": stage, "change": change, "outcome": outcome, "who": d.who.holder,
+        "job_url": d.who.job_url, "image": release.image if release else "",
+        "digest": release.digest if release else "",
+    })
+
+
+def health_check(d: Deployment, colour: Colour, name: str, *, deadline: float | None = None,
+                 live: bool = False) -> Check:
+    """Health of ``colour`` through the preview address (or the live one when it is live)."""
+    url = d.router.live_url if live else d.router.preview_url
+    return wait_healthy(url, d.config.health, d.log, name=name, colour=colour, deadline=deadline)
+
+
+def confirm(d: Deployment, colour: Colour) -> Check:
+    """Fresh requests through the live address: every one must be answered by ``colour``."""
+    cfg = d.config.health
+    headers = {"Host": cfg.host} if cfg.host else {}
+    count = d.config.switch.confirm_requests
+    started = time.monotonic()
+    seen: dict[str, int] = {}
+    for _ in range(count):
+        try:
+            # a new connection each time: "new requests", not a pooled keep-alive one
+            response = requests.get(d.router.live_url + cfg.path, headers=headers,
+                                    timeout=cfg.timeout, allow_redirects=False)
+            key = response.headers.get(COLOUR_HEADER, "(no header)")
+            if response.status_code != cfg.status:
+                key = f"{key} HTTP {response.status_code}"
+        except requests.RequestException as exc:
+            key = type(exc).__name__
+        seen[key] = seen.get(key, 0) + 1
+    seconds = time.monotonic() - started
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()))
+    if seen.get(colour, 0) == count:
+        return Check("switch confirmation", "passed", seconds,
+                     f"{count}/{count} new requests through {d.router.live_url} reached {colour}")
+    return Check("switch confirmation", "failed", seconds,
+                 f"expected all {count} requests through {d.router.live_url} to reach {colour}; "
+                 f"saw {summary}")
+
+
+def drain(d: Deployment, colour: Colour) -> Check:
+    """Wait until the router has no request in flight to ``colour``, at most switch.drain s."""
+    limit = d.config.switch.drain
+    started = time.monotonic()
+    while True:
+        inflight = d.router.inflight(colour)
+        elapsed = time.monotonic() - started
+        if inflight == 0:
+            return Check(f"drain {colour}", "passed", elapsed,
+                         f"no request in flight to {colour} after {elapsed:.1f}s; "
+                         f"{colour} keeps running for an instant rollback")
+        if elapsed >= limit:
+            return Check(f"drain {colour}", "passed", elapsed,
+                         f"{inflight} request(s) still in flight to {colour} after switch.drain="
+                         f"{limit:.0f}s; they may finish, {colour} keeps running")
+        time.sleep(0.1)
+
+
+def failing_logs(d: Deployment, colour: Colour, check: Check) -> Check:
+    """Attach the colour's last log lines to a failed check: the first thing on-call asks for."""
+    if not check.ok:
+        try:
+            tail = d.platform.logs(colour, 40)
+        except Exception as exc:  # logs are a courtesy; the failure itself is what matters
+            tail = f"(could not read logs: {exc})"
+        check.output = f"{check.output}\n--- last lines of {colour}'s output ---\n{tail}".strip()
+    return check

@@ -1,0 +1,50 @@
+"""`bgci deploy-green`: start the new release on the idle colour and expose it on the preview."""
+
+from __future__ import annotations
+
+import time
+
+from bgci.deployment import Deployment
+from bgci.errors import CheckFailed, Refused
+from bgci.hooks import run_hook
+from bgci.model import StageResult
+from bgci.stages.common import failing_logs, health_check, history, observe
+from bgci.state import ColourRecord
+
+
+def deploy_green(d: Deployment, result: StageResult, image: str,
+                 allow_quarantined: bool = False) -> StageResult:
+    release = d.platform.resolve(image)
+    result.set_release(release)
+    with d.locked():
+        state = d.store.read()
+        view = observe(d, result)
+        idle = view.idle
+        result.colour = idle
+        reason = state.quarantined.get(release.digest)
+        if reason and not allow_quarantined:
+            raise Refused(f"{release.short} is quarantined: {reason}",
+                          "fix and rebuild, or pass --allow-quarantined if you really mean it")
+        current = view.running(idle)
+        if current and current.release.digest == release.digest and state.candidate == idle:
+            d.log.info(f"{idle} already runs {release.short}: checking its health only")
+        else:
+            run_hook(d, "pre_deploy", result, release, idle)
+            with d.log.group(f"start {release.short} on {idle}"):
+                instance = d.platform.start(idle, release, d.log)
+                d.router.set_backend(idle, instance.address)
+            state.colours[idle] = ColourRecord(release=release, deployed_at=time.time())
+            state.candidate = idle
+            history(d, state, "deploy-green", f"{idle} now runs {release.image}", release)
+            d.store.write(state)
+        with d.log.group(f"health of {idle} through {d.router.preview_url}"):
+            check = result.add(failing_logs(d, idle, health_check(d, idle, f"health {idle}")))
+        if not check.ok:
+            raise CheckFailed(f"{idle} did not become healthy: {check.message}",
+                              f"live traffic is untouched on {view.live or 'nothing'}; "
+                              "its logs are in deploy-green.xml")
+        run_hook(d, "post_deploy", result, release, idle)
+        d.log.info(f"{idle} is healthy at {d.router.preview_url} (preview); live stays on "
+                   f"{view.live or 'nothing yet'}")
+    return result
+

@@ -1,0 +1,107 @@
+"""`bgci switch`: atomically send live traffic to the verified idle colour, confirm, drain, bake."""
+
+from __future__ import annotations
+
+import time
+
+from bgci.deployment import Deployment
+from bgci.errors import CheckFailed, Refused
+from bgci.hooks import run_hook
+from bgci.model import Check, Colour, StageResult
+from bgci.stages.common import View, confirm, drain, failing_logs, health_check, history, observe
+
+PRECHECK_DEADLINE = 15.0
+
+
+def switch(d: Deployment, result: StageResult, *, force: bool = False,
+           dry_run: bool = False) -> StageResult:
+    with d.locked():
+        state = d.store.read()
+        view = observe(d, result)
+        target = state.candidate
+        if target is not None and target == view.live:
+            target = None
+        if target is None:
+            return _nothing_to_do(d, result, view)
+        instance = view.running(target)
+        if instance is None:
+            raise Refused(f"{target} was deployed but is not running",
+                          "run `bgci deploy-green` again")
+        release = instance.release
+        result.colour = target
+        result.set_release(release)
+        if not state.is_verified(release.digest):
+            why = ("is quarantined" if release.digest in state.quarantined
+                   else "has not passed `bgci verify`")
+            if not force:
+                raise Refused(f"{target} runs {release.short}, which {why}",
+                              "run `bgci verify` first (or `bgci switch --force` to override)")
+            d.log.info(f"--force: switching to {target} although it {why}")
+        check = result.add(failing_logs(d, target, health_check(
+            d, target, f"health {target} before switch",
+            deadline=min(d.config.health.deadline, PRECHECK_DEADLINE))))
+        if not check.ok:
+            raise Refused(f"{target} is not healthy, so live traffic stays on {view.live}: "
+                          f"{check.message}", "see switch.xml; fix it and deploy again")
+        old = view.live
+        if dry_run:
+            plan = d.router.describe_switch(target)
+            result.message = f"dry run: would switch live traffic {old or 'nothing'} -> {target}"
+            result.extra["plan"] = plan
+            d.log.info(f"{result.message}\n{plan}")
+            return result
+        run_hook(d, "pre_switch", result, release, target)
+        started = time.monotonic()
+        d.router.switch(target)
+        decided = time.monotonic() - started
+        confirmation = result.add(confirm(d, target))
+        if not confirmation.ok:
+            if old is not None:
+                d.router.switch(old)
+            raise CheckFailed(f"switch to {target} not confirmed: {confirmation.message}",
+                              f"live traffic was put back on {old or 'nothing'}")
+        result.live_colour, result.idle_colour = target, old or ("green" if target == "blue"
+                                                                 else "blue")
+        result.extra["switch_seconds"] = round(decided, 4)
+        now = time.time()
+        state.candidate = None
+        if old is not None:
+            state.previous, state.previous_release = old, state.release_of(old)
+            state.colours[old].idle_since = now
+        history(d, state, "switch", f"live {old or 'nothing'} -> {target}", release)
+        d.store.write(state)
+        d.log.info(f"live traffic now goes to {target} ({release.short})")
+        if old is not None:
+            result.add(drain(d, old))
+        if d.config.switch.bake > 0 and old is not None:
+            _bake(d, result, target, old)
+        run_hook(d, "post_switch", result, release, target)
+    return result
+
+
+def _nothing_to_do(d: Deployment, result: StageResult, view: View) -> StageResult:
+    live = view.live
+    instance = view.running(live) if live else None
+    if live is None or instance is None:
+        raise Refused("there is no deployed colour to switch to", "run `bgci deploy-green` first")
+    result.colour = live
+    result.set_release(instance.release)
+    result.message = f"{live} is already live ({instance.release.short}); nothing to switch"
+    result.add(Check("switch", "passed", 0.0, result.message))
+    d.log.info(result.message)
+    return result
+
+
+def _bake(d: Deployment, result: StageResult, live: Colour, old: Colour) -> None:
+    """Watch live traffic for switch.bake s; above switch.max_error_rate roll back by itself."""
+    from bgci.stages.bake import bake
+
+    check = result.add(bake(d, live))
+    if check.ok:
+        return
+    d.log.info(f"bake failed ({check.message}): rolling back to {old}")
+    from bgci.stages.rollback import rollback_traffic
+
+    rollback_traffic(d, result, reason=f"bake failed: {check.message}")
+    raise CheckFailed(f"bake of {live} failed and live traffic was rolled back to {old}: "
+                      f"{check.message}", "see switch.xml; the digest is quarantined")

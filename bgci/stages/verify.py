@@ -1,0 +1,65 @@
+"""`bgci verify`: health, the pytest smoke suite and the latency budget against the preview."""
+
+from __future__ import annotations
+
+import time
+
+from bgci.deployment import Deployment
+from bgci.errors import CheckFailed, Refused
+from bgci.health import ProbeSeries, p95, probe, wait_healthy
+from bgci.model import Check, Outcome, StageResult
+from bgci.smoke import run_smoke
+from bgci.stages.common import failing_logs, history, observe
+
+LATENCY_SAMPLES = 20
+
+
+def verify(d: Deployment, result: StageResult) -> StageResult:
+    with d.locked():
+        state = d.store.read()
+        view = observe(d, result)
+        idle = view.idle
+        result.colour = idle
+        instance = view.running(idle)
+        if instance is None:
+            raise Refused(f"nothing runs on the idle colour {idle}", "run `bgci deploy-green` first")
+        release = instance.release
+        result.set_release(release)
+        url = d.router.preview_url
+        series = ProbeSeries()
+        with d.log.group(f"health of {idle} through {url}"):
+            check = result.add(failing_logs(d, idle, wait_healthy(
+                url, d.config.health, d.log, name=f"health {idle}", colour=idle, series=series)))
+        if check.ok and d.config.verify.smoke:
+            path = d.config.root / d.config.verify.smoke
+            with d.log.group(f"smoke suite {d.config.verify.smoke} against {url}"):
+                checks, output = run_smoke(path, url)
+                d.log.info(output[-4000:])
+            result.checks.extend(checks)
+        if check.ok and d.config.verify.p95_ms:
+            result.add(_latency(d, url, series))
+        failed = [c for c in result.checks if not c.ok]
+        if failed:
+            names = ", ".join(c.name for c in failed[:5])
+            history(d, state, "verify", f"{idle} failed verification", release, "failed")
+            d.store.write(state)
+            raise CheckFailed(f"verification of {idle} ({release.short}) failed: {names}",
+                              "details are in verify.xml; the digest stays unverified")
+        state.mark_verified(release.digest)
+        history(d, state, "verify", f"{idle} verified", release)
+        d.store.write(state)
+        d.log.info(f"{idle} ({release.short}) verified: `bgci switch` may send live traffic to it")
+    return result
+
+
+def _latency(d: Deployment, url: str, series: ProbeSeries) -> Check:
+    import requests
+
+    started = time.monotonic()
+    with requests.Session() as session:
+        for _ in range(LATENCY_SAMPLES):
+            series.probes.append(probe(session, url, d.config.health, None))
+    value, budget = p95(series.latencies_ms), d.config.verify.p95_ms
+    outcome: Outcome = "passed" if value <= budget else "failed"
+    return Check("latency p95", outcome, time.monotonic() - started,
+                 f"p95 {value:.0f} ms over {len(series.latencies_ms)} requests; budget {budget:.0f} ms")
