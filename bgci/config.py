@@ -46,6 +46,9 @@ class PlatformConfig:
     env: dict[str, str] = field(default_factory=dict, metadata=meta("extra app environment"))
     command: str = field(default="", metadata=meta("process platform: command with {port}"))
     replicas: int = field(default=1, metadata=meta("swarm: tasks per colour"))
+    state_dir: str = field(default="~/.local/state/bgci", metadata=meta(
+        "process platform: where releases, colours, the local router and the state live "
+        "(relative to the config file's directory)"))
 
 
 @dataclass
@@ -276,7 +279,7 @@ def _build(cls: type[Any], data: Any, source: str, prefix: str) -> Any:
     for key in data:
         if key not in names:
             raise ConfigError(
-                f"{source}: unknown key {prefix}{key!r} in {where}{_suggest(key, names)}"
+                f"{source}: unknown key {prefix + key!r} in {where}{_suggest(key, names)}"
             )
     kwargs: dict[str, Any] = {}
     for name in names:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -99,5 +100,5 @@ def p95(values: list[float]) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)
-    rank = max(0, round(0.95 * len(ordered) + 0.5) - 1)
-    return ordered[min(rank, len(ordered) - 1)]
+    rank = math.ceil(round(0.95 * len(ordered), 9))  # nearest rank, 1-based; 0.95 * 100 > 95 in floats
+    return ordered[max(rank, 1) - 1]

@@ -7,7 +7,7 @@ import time
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.hooks import run_hook
-from bgci.model import StageResult
+from bgci.model import Check, StageResult
 from bgci.stages.common import confirm, drain, failing_logs, health_check, history, observe
 from bgci.state import ColourRecord
 
@@ -24,6 +24,13 @@ def rollback_traffic(d: Deployment, result: StageResult, *, reason: str,
     state = d.store.read()
     view = observe(d, result)
     live, target, release = view.live, state.previous, state.previous_release
+    if target is None and live is not None and state.rolled_back_to == live:
+        result.colour = live
+        result.set_release(view.instances[live].release if live in view.instances else None)
+        result.message = f"already rolled back: live traffic goes to {live}; nothing to do"
+        result.add(Check("rollback", "passed", 0.0, result.message))
+        d.log.info(result.message)
+        return
     if live is None or target is None or release is None or target == live:
         raise Refused("there is no previous version to roll back to",
                       "rollback needs a completed `bgci switch` since the last rollback")
@@ -61,6 +68,7 @@ def rollback_traffic(d: Deployment, result: StageResult, *, reason: str,
     if bad is not None:
         state.quarantine(bad.digest, f"{reason} at {time.strftime('%Y-%m-%d %H:%M:%S')}")
     state.previous = state.previous_release = None
+    state.rolled_back_to = target
     state.candidate = None
     state.colours[live].idle_since = time.time()
     history(d, state, "rollback", f"live {live} -> {target}; quarantined "

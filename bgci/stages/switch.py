@@ -65,6 +65,7 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False,
         result.extra["switch_seconds"] = round(decided, 4)
         now = time.time()
         state.candidate = None
+        state.rolled_back_to = None
         if old is not None:
             state.previous, state.previous_release = old, state.release_of(old)
             state.colours[old].idle_since = now

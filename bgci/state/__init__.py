@@ -58,6 +58,7 @@ class State:
     candidate: Colour | None = None  # deployed by deploy-green, not yet switched to
     previous: Colour | None = None  # live before the last switch: the rollback target
     previous_release: Release | None = None
+    rolled_back_to: Colour | None = None  # set by rollback, cleared by switch: rollback is idempotent
     verified: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)  # digest -> reason
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -96,6 +97,7 @@ class State:
             "candidate": self.candidate,
             "previous": self.previous,
             "previous_release": self.previous_release.to_dict() if self.previous_release else None,
+            "rolled_back_to": self.rolled_back_to,
             "verified": list(self.verified),
             "quarantined": dict(self.quarantined),
             "history": list(self.history),
@@ -111,6 +113,7 @@ class State:
             candidate=_colour(data.get("candidate")),
             previous=_colour(data.get("previous")),
             previous_release=Release.from_dict(data.get("previous_release")),
+            rolled_back_to=_colour(data.get("rolled_back_to")),
             verified=[str(d) for d in data.get("verified") or []],
             quarantined={str(k): str(v) for k, v in (data.get("quarantined") or {}).items()},
             history=[h for h in data.get("history") or [] if isinstance(h, dict)],

@@ -1,0 +1,125 @@
+"""The state document and the lock protocol every store follows (in-memory store: logic only;
+the real stores are proven by their own tests and the end-to-end suite)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from bgci.errors import LockHeld
+from bgci.model import Release
+from bgci.state import HISTORY_LIMIT, LockInfo, State, deploy_lock, new_lock
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.state: dict[str, object] | None = None
+        self.lock: LockInfo | None = None
+
+    def read(self) -> State:
+        return State.from_dict("shop", self.state)
+
+    def write(self, state: State) -> None:
+        self.state = json.loads(json.dumps(state.to_dict()))
+
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        if self.lock is None:
+            self.lock = info
+            return None
+        return self.lock
+
+    def unlock(self, info: LockInfo) -> None:
+        if self.lock is not None and self.lock.token == info.token:
+            self.lock = None
+
+    def current_lock(self) -> LockInfo | None:
+        return self.lock
+
+
+def test_state_round_trips_through_json() -> None:
+    store = MemoryStore()
+    state = store.read()
+    v1 = Release("shop:1", "sha256:" + "a" * 64)
+    state.colours["blue"].release = v1
+    state.candidate = "green"
+    state.previous, state.previous_release = "blue", v1
+    state.mark_verified(v1.digest)
+    state.quarantine("sha256:bad", "rolled back")
+    state.log({"stage": "switch"})
+    store.write(state)
+    again = store.read()
+    assert again.release_of("blue") == v1
+    assert again.release_of("green") is None
+    assert (again.candidate, again.previous, again.previous_release) == ("green", "blue", v1)
+    assert again.is_verified(v1.digest)
+    assert again.quarantined == {"sha256:bad": "rolled back"}
+    assert again.history[0]["stage"] == "switch" and "at" in again.history[0]
+
+
+def test_quarantine_revokes_verification() -> None:
+    state = State("shop")
+    state.mark_verified("sha256:x")
+    state.quarantine("sha256:x", "bake failed")
+    assert not state.is_verified("sha256:x")
+    state.mark_verified("sha256:x")  # verified again, still quarantined: not switchable
+    assert not state.is_verified("sha256:x")
+
+
+def test_garbage_state_reads_as_empty() -> None:
+    state = State.from_dict("shop", {"colours": "nonsense", "candidate": "purple", "history": [1]})
+    assert state.candidate is None and state.history == []
+    assert state.release_of("blue") is None
+
+
+def test_history_is_bounded() -> None:
+    state = State("shop")
+    for i in range(HISTORY_LIMIT + 10):
+        state.log({"n": i})
+    assert len(state.history) == HISTORY_LIMIT
+    assert state.history[-1]["n"] == HISTORY_LIMIT + 9
+
+
+def test_lock_is_released_after_the_block_even_on_error() -> None:
+    store = MemoryStore()
+    with pytest.raises(RuntimeError), deploy_lock(store, new_lock("a", ""), ttl=60, wait=0,
+                                                  say=print):
+        assert store.current_lock() is not None
+        raise RuntimeError("boom")
+    assert store.current_lock() is None
+
+
+def test_held_lock_gives_exit_5_naming_the_holder() -> None:
+    store = MemoryStore()
+    store.lock = new_lock("gitlab group/shop job 17", "https://ci.example/jobs/17")
+    said: list[str] = []
+    started = time.monotonic()
+    with pytest.raises(LockHeld) as info, deploy_lock(store, new_lock("b", ""), ttl=60, wait=0.3,
+                                                      say=said.append, poll=0.05):
+        pass
+    assert info.value.exit_code == 5
+    assert "gitlab group/shop job 17" in str(info.value)
+    assert "https://ci.example/jobs/17" in str(info.value)
+    assert time.monotonic() - started >= 0.3
+    assert said and "waiting up to" in said[0]
+    assert store.lock is not None and store.lock.holder.startswith("gitlab")  # untouched
+
+
+def test_stale_lock_is_broken_and_said() -> None:
+    store = MemoryStore()
+    stale = LockInfo("dead pipeline", "", since=time.time() - 1000, token="old")
+    store.lock = stale
+    said: list[str] = []
+    with deploy_lock(store, new_lock("b", ""), ttl=900, wait=0, say=said.append) as held:
+        assert store.current_lock() == held
+    assert any("breaking stale deploy lock" in s and "dead pipeline" in s for s in said)
+
+
+def test_unlock_never_removes_someone_elses_lock() -> None:
+    store = MemoryStore()
+    mine = new_lock("a", "")
+    theirs = new_lock("a", "")  # same holder text, another token
+    store.lock = theirs
+    store.unlock(mine)
+    assert store.lock is theirs

@@ -1,0 +1,75 @@
+"""Health probes against a real local HTTP server."""
+
+from __future__ import annotations
+
+import time
+
+from bgci.config import HealthConfig
+from bgci.health import p95, wait_healthy
+from bgci.log import StderrLog
+from tests.helpers.httpserver import Script, serve
+
+FAST = dict(interval=0.05, timeout=1.0)
+
+
+def test_healthy_after_consecutive_successes() -> None:
+    script = Script(body="status: ok", headers={"X-Bgci-Color": "green"})
+    cfg = HealthConfig(successes=3, contains="ok", host="shop.example", deadline=5, **FAST)
+    with serve(script) as url:
+        check = wait_healthy(url, cfg, StderrLog(-1), name="health green", colour="green")
+    assert check.outcome == "passed", check.message
+    assert "3 consecutive successes" in check.message
+    assert script.seen_hosts[:3] == ["shop.example"] * 3  # Host header sent (Django ALLOWED_HOSTS)
+
+
+def test_wrong_status_fails_at_the_deadline_with_the_reason() -> None:
+    script = Script(status=503, body="warming up")
+    cfg = HealthConfig(deadline=0.4, **FAST)
+    started = time.monotonic()
+    with serve(script) as url:
+        check = wait_healthy(url, cfg, StderrLog(-1), name="h")
+    assert check.outcome == "failed"
+    assert "HTTP 503, expected 200" in check.message and "warming up" in check.message
+    assert 0.4 <= time.monotonic() - started < 3
+
+
+def test_body_substring_and_colour_must_match() -> None:
+    with serve(Script(body="degraded", headers={"X-Bgci-Color": "blue"})) as url:
+        body = wait_healthy(url, HealthConfig(contains="ok", deadline=0.2, **FAST), StderrLog(-1),
+                            name="h")
+        colour = wait_healthy(url, HealthConfig(deadline=0.2, **FAST), StderrLog(-1), name="h",
+                              colour="green")
+    assert "does not contain 'ok'" in body.message
+    assert "answered by blue, expected green" in colour.message
+
+
+def test_connection_refused_is_a_failure_not_an_exception() -> None:
+    check = wait_healthy("http://127.0.0.1:9", HealthConfig(deadline=0.2, **FAST), StderrLog(-1),
+                         name="h")
+    assert check.outcome == "failed" and "ConnectionError" in check.message
+
+
+def test_a_failure_resets_the_streak() -> None:
+    script = Script()
+    cfg = HealthConfig(successes=4, deadline=5, **FAST)
+    with serve(script) as url:
+        import threading
+
+        def flap() -> None:
+            time.sleep(0.08)
+            script.status = 500
+            time.sleep(0.1)
+            script.status = 200
+
+        flapper = threading.Thread(target=flap)
+        flapper.start()
+        check = wait_healthy(url, cfg, StderrLog(-1), name="h")
+        flapper.join()
+    assert check.outcome == "passed"
+    assert "FAIL" in check.output  # the failures are in the transcript
+
+
+def test_p95() -> None:
+    assert p95([]) == 0.0
+    assert p95([5.0]) == 5.0
+    assert p95([float(i) for i in range(1, 101)]) == 95.0
