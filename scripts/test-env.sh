@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine (as root) for bgci's docker and end-to-end tests, without any image
+# registry: system packages, a running Docker engine, and locally built images:
+#   bgci-test/python:bookworm  debootstrap'ed Debian 12 with python3 + venv (stands in for python:*)
+#   bgci-test/haproxy:local    that base + Debian's haproxy (stands in for the official image)
+#   a wheelhouse               wheels of examples/flask-app/requirements.txt for the images' Python,
+#                              because pip inside a container cannot reach its registry
+# and writes their names to $BGCI_CACHE/env for tests/helpers/images.py.
+# Idempotent: whatever already exists is kept, so a second run takes a few seconds.
+set -euo pipefail
+
+BGCI_CACHE=${BGCI_CACHE:-/var/cache/bgci}
+MIRROR=${BGCI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+BASE_IMAGE=bgci-test/python:bookworm
+HAPROXY_IMAGE=bgci-test/haproxy:local
+BASE_TREE=$BGCI_CACHE/base
+WHEELS=$BGCI_CACHE/wheels
+DOCKERD_LOG=/var/log/bgci-dockerd.log
+DOCKERD_PID=/run/bgci-dockerd.pid
+# The Python of Debian 12, which the base image runs: the wheelhouse targets it.
+CONTAINER_PY=3.11
+PACKAGES=(docker.io haproxy debootstrap debian-archive-keyring openssh-server rsync ca-certificates)
+BASE_INCLUDE=python3,python3-venv,ca-certificates
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+REQUIREMENTS=$REPO/examples/flask-app/requirements.txt
+
+say() { printf 'test-env: %s\n' "$*"; }
+die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
+# fail_with LOG MESSAGE: show the end of a step's log, then stop.
+fail_with() { tail -n 40 "$1" >&2 || true; die "$2 (full log: $1)"; }
+
+[[ $(id -u) == 0 ]] || die "run as root (it installs packages and starts dockerd)"
+[[ -f $REQUIREMENTS ]] || die "missing $REQUIREMENTS"
+mkdir -p "$BGCI_CACHE"
+export DEBIAN_FRONTEND=noninteractive
+
+# ---- system packages ---------------------------------------------------------------------------
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+apt_lists_present() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
+# pip downloads the wheelhouse; Debian's python3 ships without it.
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+if ((${#missing[@]})); then
+    if ! apt_lists_present; then
+        say "apt-get update"
+        apt-get update -qq
+    fi
+    say "installing ${missing[*]}"
+    # A stale package list makes the install 404: refresh it once and retry.
+    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+        say "install failed; apt-get update and retry"
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+else
+    say "packages: present"
+fi
+
+# The haproxy package starts a system instance on :80 that the tests do not want.
+if [[ -x /etc/init.d/haproxy ]] && service haproxy status >/dev/null 2>&1; then
+    say "stopping the haproxy system service"
+    service haproxy stop >/dev/null 2>&1 || true
+fi
+if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now haproxy >/dev/null 2>&1 || true
+elif [[ -x /etc/init.d/haproxy ]]; then
+    update-rc.d haproxy disable >/dev/null 2>&1 || true
+fi
+
+# The ssh end-to-end test runs its own sshd (DOCKER_HOST=ssh://...); Debian's sshd refuses to start
+# without its privilege separation directory, which only the (unused) system service would create.
+if [[ ! -d /run/sshd ]]; then
+    say "creating /run/sshd for sshd"
+    install -d -m 0755 /run/sshd
+fi
+
+# ---- docker engine -----------------------------------------------------------------------------
+wait_for_docker() {
+    local i pid
+    for ((i = 0; i < 120; i++)); do
+        docker info >/dev/null 2>&1 && return 0
+        # A dockerd that exited (no privileges, bad iptables) will never answer: stop waiting.
+        pid=$(cat "$DOCKERD_PID" 2>/dev/null || true)
+        if [[ -n $pid ]] && ! kill -0 "$pid" 2>/dev/null; then return 1; fi
+        sleep 0.5
+    done
+    return 1
+}
+
+if docker info >/dev/null 2>&1; then
+    say "docker engine: running"
+else
+    pid=$(cat "$DOCKERD_PID" 2>/dev/null || true)
+    if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+        say "dockerd (pid $pid) is starting; waiting"
+    else
+        say "starting dockerd (log: $DOCKERD_LOG)"
+        # setsid: the engine outlives this script and its process group (CI steps, Ctrl-C).
+        setsid dockerd >>"$DOCKERD_LOG" 2>&1 </dev/null &
+        echo $! >"$DOCKERD_PID"
+    fi
+    wait_for_docker || fail_with "$DOCKERD_LOG" "dockerd exited or did not answer within 60 s"
+    say "docker engine: up (pid $(cat "$DOCKERD_PID"))"
+fi
+
+# ---- images ------------------------------------------------------------------------------------
+# Each image carries a label with a hash of its recipe, so a changed recipe rebuilds it.
+LABEL=org.bgci.test.recipe
+image_label() {
+    docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null || true
+}
+digest() { sha256sum | cut -c1-16; }
+
+base_recipe=$(printf 'bookworm minbase %s %s' "$BASE_INCLUDE" "$MIRROR" | digest)
+if [[ $(image_label "$BASE_IMAGE") == "$base_recipe" ]]; then
+    say "image $BASE_IMAGE: present"
+else
+    if [[ $(cat "$BASE_TREE.ok" 2>/dev/null || true) != "$base_recipe" ]]; then
+        say "debootstrap bookworm into $BASE_TREE (takes a few minutes)"
+        rm -rf "$BASE_TREE.tmp" "$BASE_TREE" "$BASE_TREE.ok"
+        debootstrap --variant=minbase --include="$BASE_INCLUDE" \
+            bookworm "$BASE_TREE.tmp" "$MIRROR" \
+            >"$BGCI_CACHE/debootstrap.log" 2>&1 \
+            || fail_with "$BGCI_CACHE/debootstrap.log" "debootstrap failed"
+        # Only a finished tree is ever reused: a crash above leaves just base.tmp behind.
+        mv "$BASE_TREE.tmp" "$BASE_TREE"
+        echo "$base_recipe" >"$BASE_TREE.ok"
+    else
+        say "reusing the debootstrap tree $BASE_TREE"
+    fi
+    say "importing $BASE_TREE as $BASE_IMAGE"
+    tar -C "$BASE_TREE" --numeric-owner \
+        --exclude='./var/cache/apt/archives/*.deb' --exclude='./var/lib/apt/lists/*' -c . \
+        | docker import \
+            --change "LABEL $LABEL=$base_recipe" \
+            --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+            --change 'ENV LANG=C.UTF-8' \
+            --change 'CMD ["python3"]' \
+            - "$BASE_IMAGE" >/dev/null
+fi
+
+# Like the official image: runs as user haproxy in /var/lib/haproxy, stops on SIGUSR1, and its
+# entrypoint turns `haproxy ARGS` (or bare `-ARGS`) into `haproxy -W -db ARGS`.
+HAPROXY_DOCKERFILE="FROM $BASE_IMAGE
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends haproxy bash >/dev/null \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && mkdir -p /usr/local/etc/haproxy /var/lib/haproxy \\
+ && chown haproxy:haproxy /var/lib/haproxy
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
+LABEL $LABEL=@RECIPE@
+STOPSIGNAL SIGUSR1
+USER haproxy
+WORKDIR /var/lib/haproxy
+ENTRYPOINT [\"docker-entrypoint.sh\"]
+CMD [\"haproxy\", \"-f\", \"/usr/local/etc/haproxy/haproxy.cfg\"]
+"
+# shellcheck disable=SC2016  # the entrypoint's own "$1", expanded when it runs
+HAPROXY_ENTRYPOINT='#!/bin/sh
+set -e
+case "$1" in -*) set -- haproxy "$@" ;; esac
+if [ "$1" = haproxy ]; then
+    shift
+    set -- haproxy -W -db "$@"
+fi
+exec "$@"
+'
+base_id=$(docker image inspect -f '{{.Id}}' "$BASE_IMAGE")
+haproxy_recipe=$(printf '%s\n' "$base_id" "$HAPROXY_DOCKERFILE" "$HAPROXY_ENTRYPOINT" | digest)
+if [[ $(image_label "$HAPROXY_IMAGE") == "$haproxy_recipe" ]]; then
+    say "image $HAPROXY_IMAGE: present"
+else
+    say "building $HAPROXY_IMAGE"
+    ctx=$(mktemp -d)
+    trap 'rm -rf "$ctx"' EXIT
+    printf '%s' "${HAPROXY_DOCKERFILE//@RECIPE@/$haproxy_recipe}" >"$ctx/Dockerfile"
+    printf '%s' "$HAPROXY_ENTRYPOINT" >"$ctx/docker-entrypoint.sh"
+    chmod 755 "$ctx/docker-entrypoint.sh"
+    docker build -t "$HAPROXY_IMAGE" "$ctx" >"$BGCI_CACHE/build-haproxy.log" 2>&1 \
+        || fail_with "$BGCI_CACHE/build-haproxy.log" "building $HAPROXY_IMAGE failed"
+    docker run --rm "$HAPROXY_IMAGE" haproxy -v >/dev/null \
+        || die "$HAPROXY_IMAGE: 'haproxy -v' does not run"
+fi
+
+# ---- wheelhouse --------------------------------------------------------------------------------
+# Wheels for CPython $CONTAINER_PY on this architecture (pure ones are py3-none-any), whatever the
+# host's own Python is: pip download picks them by tag instead of building them for the host.
+arch=$(uname -m)
+wheels_recipe=$({ cat "$REQUIREMENTS"; echo "cp$CONTAINER_PY $arch"; } | digest)
+if [[ $(cat "$WHEELS/.recipe" 2>/dev/null || true) == "$wheels_recipe" ]]; then
+    say "wheelhouse $WHEELS: present"
+else
+    say "downloading wheels for python $CONTAINER_PY into $WHEELS"
+    rm -rf "$WHEELS.tmp"
+    mkdir -p "$WHEELS.tmp"
+    python3 -m pip download --quiet --disable-pip-version-check --dest "$WHEELS.tmp" \
+        --only-binary=:all: --implementation cp --python-version "$CONTAINER_PY" \
+        --abi "cp${CONTAINER_PY/./}" --platform "manylinux_2_36_$arch" \
+        --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
+        --platform "manylinux2014_$arch" \
+        -r "$REQUIREMENTS" >"$BGCI_CACHE/wheels.log" 2>&1 \
+        || fail_with "$BGCI_CACHE/wheels.log" "downloading the wheelhouse failed"
+    echo "$wheels_recipe" >"$WHEELS.tmp/.recipe"
+    rm -rf "$WHEELS"
+    mv "$WHEELS.tmp" "$WHEELS"
+    say "wheelhouse: $(find "$WHEELS" -name '*.whl' | wc -l) wheels"
+fi
+
+# ---- facts for the tests -----------------------------------------------------------------------
+env_text="BGCI_TEST_BASE_IMAGE=$BASE_IMAGE
+BGCI_TEST_HAPROXY_IMAGE=$HAPROXY_IMAGE
+BGCI_TEST_WHEELS=$WHEELS"
+if [[ $(cat "$BGCI_CACHE/env" 2>/dev/null || true) != "$env_text" ]]; then
+    printf '%s\n' "$env_text" >"$BGCI_CACHE/env.tmp"
+    mv "$BGCI_CACHE/env.tmp" "$BGCI_CACHE/env"
+fi
+say "ready: $BGCI_CACHE/env"
