@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from bgci.deployment import Deployment
     from bgci.model import StageResult
 
-EPILOG = "Exit codes:\n\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
+# "\b" keeps click from re-wrapping the table
+EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 Stage = Callable[["Deployment", "StageResult"], Any]
 
@@ -146,6 +147,9 @@ def _publish(opts: Options, config: Config | None, result: StageResult, ci: Any,
         click.echo(f"bgci: could not write reports to {reports}: {exc}", err=True)
     if config is not None:
         notify(config.notify.url, result, ci.job_url(), log)
+    if result.exit_code != 0:
+        click.echo(f"bgci {result.stage}: {result.status} (exit {result.exit_code}): {result.message}",
+                   err=True)
     if opts.as_json:
         from bgci.report.jsonfile import to_json
 
@@ -157,9 +161,6 @@ def _publish(opts: Options, config: Config | None, result: StageResult, ci: Any,
             click.echo(render(result.extra["status"]))
         else:
             click.echo(f"bgci {result.stage}: {result.message or _summary(result)}")
-    else:
-        click.echo(f"bgci {result.stage}: {result.status} (exit {result.exit_code}): "
-                   f"{result.message}", err=True)
 
 
 def _summary(result: StageResult) -> str:
