@@ -24,14 +24,16 @@ class StderrLog:
         self,
         verbosity: int = 0,
         fold: Callable[[str], AbstractContextManager[None]] | None = None,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.verbosity = verbosity
         self._fold = fold
+        self._redact = redact
         self._t0 = time.monotonic()
 
     def _write(self, message: str) -> None:
         stamp = f"[{time.monotonic() - self._t0:6.1f}s]"
-        for line in message.splitlines() or [""]:
+        for line in self._redact(message).splitlines() or [""]:
             sys.stderr.write(f"bgci {stamp} {line}\n")
         sys.stderr.flush()
 

@@ -6,6 +6,7 @@ import time
 
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
+from bgci.faults import checkpoint
 from bgci.hooks import run_hook
 from bgci.model import StageResult
 from bgci.stages.common import failing_logs, health_check, history, observe
@@ -17,6 +18,7 @@ def deploy_green(d: Deployment, result: StageResult, image: str,
     release = d.platform.resolve(image)
     result.set_release(release)
     with d.locked():
+        checkpoint("deploy-green:locked")
         state = d.store.read()
         view = observe(d, result)
         idle = view.idle
@@ -32,11 +34,14 @@ def deploy_green(d: Deployment, result: StageResult, image: str,
             run_hook(d, "pre_deploy", result, release, idle)
             with d.log.group(f"start {release.short} on {idle}"):
                 instance = d.platform.start(idle, release, d.log)
+                checkpoint("deploy-green:started")
                 d.router.set_backend(idle, instance.address)
+                checkpoint("deploy-green:routed")
             state.colours[idle] = ColourRecord(release=release, deployed_at=time.time())
             state.candidate = idle
             history(d, state, "deploy-green", f"{idle} now runs {release.image}", release)
             d.store.write(state)
+            checkpoint("deploy-green:recorded")
         with d.log.group(f"health of {idle} through {d.router.preview_url}"):
             check = result.add(failing_logs(d, idle, health_check(d, idle, f"health {idle}")))
         if not check.ok:

@@ -6,10 +6,11 @@ import time
 
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
+from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import Check, StageResult
+from bgci.model import Check, Colour, Release, StageResult, other
 from bgci.stages.common import confirm, drain, failing_logs, health_check, history, observe
-from bgci.state import ColourRecord
+from bgci.state import ColourRecord, State
 
 
 def rollback(d: Deployment, result: StageResult, *, dry_run: bool = False) -> StageResult:
@@ -21,9 +22,20 @@ def rollback(d: Deployment, result: StageResult, *, dry_run: bool = False) -> St
 def rollback_traffic(d: Deployment, result: StageResult, *, reason: str,
                      dry_run: bool = False) -> None:
     """The rollback itself; the caller holds the deploy lock."""
+    checkpoint("rollback:locked")
     state = d.store.read()
     view = observe(d, result)
     live, target, release = view.live, state.previous, state.previous_release
+    if target is not None and target == live and release is not None and not dry_run:
+        # the router was switched back but a killed run never recorded it: finish the bookkeeping
+        d.log.info(f"the router already sends live traffic back to {live} but the rollback was "
+                   "never recorded (an interrupted run?): recording it now")
+        _record(d, state, live, state.release_of(other(live)), release, reason)
+        result.colour = live
+        result.set_release(release)
+        result.message = f"recorded an interrupted rollback: live traffic goes to {live}"
+        result.add(Check("rollback", "passed", 0.0, result.message))
+        return
     if target is None and live is not None and state.rolled_back_to == live:
         result.colour = live
         result.set_release(view.instances[live].release if live in view.instances else None)
@@ -54,27 +66,36 @@ def rollback_traffic(d: Deployment, result: StageResult, *, reason: str,
             started = d.platform.start(target, release, d.log)
             d.router.set_backend(target, started.address)
             state.colours[target] = ColourRecord(release=release, deployed_at=time.time())
+            checkpoint("rollback:recreated")
     check = result.add(failing_logs(d, target, health_check(d, target, f"health {target}")))
     if not check.ok:
         raise CheckFailed(f"{target} ({release.short}) is not healthy; live traffic stays on "
                           f"{live}: {check.message}", "see rollback.xml")
     d.router.switch(target)
+    checkpoint("rollback:switched")
     confirmation = result.add(confirm(d, target))
     if not confirmation.ok:
         d.router.switch(live)
         raise CheckFailed(f"rollback to {target} not confirmed: {confirmation.message}",
                           f"live traffic was put back on {live}")
     result.live_colour, result.idle_colour = target, live
-    if bad is not None:
-        state.quarantine(bad.digest, f"{reason} at {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    state.previous = state.previous_release = None
-    state.rolled_back_to = target
-    state.candidate = None
-    state.colours[live].idle_since = time.time()
-    history(d, state, "rollback", f"live {live} -> {target}; quarantined "
-            f"{bad.short if bad else 'nothing'}", release)
-    d.store.write(state)
+    _record(d, state, target, bad, release, reason)
+    checkpoint("rollback:recorded")
     d.log.info(f"live traffic is back on {target} ({release.short}); "
                f"{bad.short if bad else live} is quarantined")
     result.add(drain(d, live))
     run_hook(d, "post_rollback", result, release, target)
+
+
+def _record(d: Deployment, state: State, live: Colour, bad: Release | None, release: Release,
+            reason: str) -> None:
+    """Quarantine what was rolled back and remember that the rollback happened."""
+    if bad is not None:
+        state.quarantine(bad.digest, f"{reason} at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    state.previous = state.previous_release = None
+    state.rolled_back_to = live
+    state.candidate = None
+    state.colours[other(live)].idle_since = time.time()
+    history(d, state, "rollback", f"live {other(live)} -> {live}; quarantined "
+            f"{bad.short if bad else 'nothing'}", release)
+    d.store.write(state)

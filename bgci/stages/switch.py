@@ -6,9 +6,11 @@ import time
 
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
+from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import Check, Colour, StageResult
+from bgci.model import Check, Colour, StageResult, other
 from bgci.stages.common import View, confirm, drain, failing_logs, health_check, history, observe
+from bgci.state import State
 
 PRECHECK_DEADLINE = 15.0
 
@@ -16,10 +18,12 @@ PRECHECK_DEADLINE = 15.0
 def switch(d: Deployment, result: StageResult, *, force: bool = False,
            dry_run: bool = False) -> StageResult:
     with d.locked():
+        checkpoint("switch:locked")
         state = d.store.read()
         view = observe(d, result)
         target = state.candidate
         if target is not None and target == view.live:
+            _record_interrupted(d, state, target, view)
             target = None
         if target is None:
             return _nothing_to_do(d, result, view)
@@ -54,6 +58,7 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False,
         started = time.monotonic()
         d.router.switch(target)
         decided = time.monotonic() - started
+        checkpoint("switch:switched")
         confirmation = result.add(confirm(d, target))
         if not confirmation.ok:
             if old is not None:
@@ -63,14 +68,11 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False,
         result.live_colour, result.idle_colour = target, old or ("green" if target == "blue"
                                                                  else "blue")
         result.extra["switch_seconds"] = round(decided, 4)
-        now = time.time()
-        state.candidate = None
-        state.rolled_back_to = None
-        if old is not None:
-            state.previous, state.previous_release = old, state.release_of(old)
-            state.colours[old].idle_since = now
+        checkpoint("switch:confirmed")
+        _record(state, target, old)
         history(d, state, "switch", f"live {old or 'nothing'} -> {target}", release)
         d.store.write(state)
+        checkpoint("switch:recorded")
         d.log.info(f"live traffic now goes to {target} ({release.short})")
         if old is not None:
             result.add(drain(d, old))
@@ -78,6 +80,26 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False,
             _bake(d, result, target, old)
         run_hook(d, "post_switch", result, release, target)
     return result
+
+
+def _record(state: State, live: Colour, old: Colour | None) -> None:
+    state.candidate = None
+    state.rolled_back_to = None
+    if old is not None:
+        state.previous, state.previous_release = old, state.release_of(old)
+        state.colours[old].idle_since = time.time()
+
+
+def _record_interrupted(d: Deployment, state: State, live: Colour, view: View) -> None:
+    """The router already sends traffic to the candidate but a killed run never recorded it."""
+    old = other(live)
+    d.log.info(f"the router already sends live traffic to {live} but the switch was never recorded "
+               "(an interrupted run?): recording it now")
+    _record(state, live, old if state.release_of(old) else None)
+    instance = view.running(live)
+    history(d, state, "switch", f"recorded interrupted switch to {live}",
+            instance.release if instance else state.release_of(live))
+    d.store.write(state)
 
 
 def _nothing_to_do(d: Deployment, result: StageResult, view: View) -> StageResult:

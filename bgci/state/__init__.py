@@ -132,6 +132,8 @@ class LockInfo:
     job_url: str = ""
     since: float = 0.0
     token: str = ""
+    host: str = ""  # where the holder runs, with its pid: a dead local holder's lock is broken at once
+    pid: int = 0
 
     def describe(self) -> str:
         age = time.time() - self.since
@@ -143,7 +145,21 @@ class LockInfo:
 
 
 def new_lock(holder: str, job_url: str) -> LockInfo:
-    return LockInfo(holder=holder, job_url=job_url, since=time.time(), token=uuid.uuid4().hex)
+    return LockInfo(holder=holder, job_url=job_url, since=time.time(), token=uuid.uuid4().hex,
+                    host=socket.gethostname(), pid=os.getpid())
+
+
+def holder_is_gone(info: LockInfo) -> bool:
+    """True when the lock's holder ran on this host and its process no longer exists."""
+    if not info.pid or info.host != socket.gethostname():
+        return False
+    try:
+        os.kill(info.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def default_holder() -> str:
@@ -189,6 +205,11 @@ def deploy_lock(
             break
         if time.time() - holder.since > ttl:
             say(f"breaking stale deploy lock (older than lock.ttl={ttl:.0f}s): {holder.describe()}")
+            store.unlock(holder)
+            continue
+        if holder_is_gone(holder):
+            say(f"breaking the deploy lock of a process that is gone (pid {holder.pid} on this "
+                f"host): {holder.describe()}")
             store.unlock(holder)
             continue
         if time.monotonic() >= deadline:

@@ -77,7 +77,7 @@ class DockerStore:
         labels = {
             f"{LABEL}.app": self.app, f"{LABEL}.role": "lock", f"{LABEL}.holder": info.holder,
             f"{LABEL}.job-url": info.job_url, f"{LABEL}.since": repr(info.since),
-            f"{LABEL}.token": info.token,
+            f"{LABEL}.token": info.token, f"{LABEL}.host": info.host, f"{LABEL}.pid": str(info.pid),
         }
         with engine("take the deploy lock"):
             ensure_state_image(self.client)
@@ -104,6 +104,8 @@ class DockerStore:
             job_url=labels.get(f"{LABEL}.job-url", ""),
             since=float(labels.get(f"{LABEL}.since") or 0),
             token=labels.get(f"{LABEL}.token", ""),
+            host=labels.get(f"{LABEL}.host", ""),
+            pid=int(labels.get(f"{LABEL}.pid") or 0),
         )
 
     def unlock(self, info: LockInfo) -> None:

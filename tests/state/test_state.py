@@ -123,3 +123,34 @@ def test_unlock_never_removes_someone_elses_lock() -> None:
     store.lock = theirs
     store.unlock(mine)
     assert store.lock is theirs
+
+
+def test_lock_of_a_dead_local_process_is_broken_at_once() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    dead = LockInfo("killed job", "", since=time.time(), token="t", host=socket.gethostname(),
+                    pid=int(child.stdout))
+    store = MemoryStore()
+    store.lock = dead
+    said: list[str] = []
+    with deploy_lock(store, new_lock("b", ""), ttl=900, wait=0, say=said.append):
+        pass
+    assert any("process that is gone" in s for s in said)
+
+
+def test_lock_of_a_live_or_remote_process_is_respected() -> None:
+    import os
+    import socket
+
+    store = MemoryStore()
+    store.lock = LockInfo("me", "", since=time.time(), token="t", host=socket.gethostname(),
+                          pid=os.getpid())
+    with pytest.raises(LockHeld), deploy_lock(store, new_lock("b", ""), ttl=900, wait=0, say=print):
+        pass
+    store.lock = LockInfo("remote", "", since=time.time(), token="t", host="another-runner", pid=1)
+    with pytest.raises(LockHeld), deploy_lock(store, new_lock("b", ""), ttl=900, wait=0, say=print):
+        pass
