@@ -84,9 +84,11 @@ def run_stage(opts: Options, stage: str, body: Stage, lock_wait: float = 60.0) -
     from bgci.ci import detect_ci
     from bgci.log import StderrLog
     from bgci.model import StageResult
+    from bgci.redact import Redactor
 
     ci = detect_ci(os.environ)
-    log = StderrLog(opts.verbosity, fold=ci.fold)
+    redactor = Redactor(os.environ)
+    log = StderrLog(opts.verbosity, fold=ci.fold, redact=redactor.text)
     result = StageResult(stage=stage, app="")
     config: Config | None = None
     deployment: Deployment | None = None
@@ -113,8 +115,18 @@ def run_stage(opts: Options, stage: str, body: Stage, lock_wait: float = 60.0) -
             with contextlib.suppress(Exception):
                 deployment.close()
     result.finished = time.time()
+    _redact(result, redactor)
     _publish(opts, config, result, ci, log)
     return result.exit_code
+
+
+def _redact(result: StageResult, redactor: Any) -> None:
+    """Mask secret values in everything the reports and stdout will show."""
+    result.message = redactor.text(result.message)
+    result.extra = redactor.deep(result.extra)
+    for check in result.checks:
+        check.name, check.message = redactor.text(check.name), redactor.text(check.message)
+        check.output = redactor.text(check.output)
 
 
 def _load(opts: Options) -> Config:
@@ -275,6 +287,16 @@ def retire(opts: Options, force: bool, lock_wait: float) -> None:
     from bgci.stages.retire import retire as stage
 
     _exit(run_stage(opts, "retire", lambda d, r: stage(d, r, force=force), lock_wait))
+
+
+@cli.command(epilog=EPILOG)
+@lock_wait_option
+@click.pass_obj
+def down(opts: Options, lock_wait: float) -> None:
+    """Stop both colours and the managed router (the app goes offline; state and releases stay)."""
+    from bgci.stages.down import down as stage
+
+    _exit(run_stage(opts, "down", stage, lock_wait))
 
 
 @cli.command(epilog=EPILOG)

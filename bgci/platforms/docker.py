@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import posixpath
 import tarfile
 import time
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from bgci.state.docker import DockerStore
 
 LABEL = "org.bgci"
+# inside a router container: rename each (temporary, final) pair of arguments, atomically
+_RENAME = 'while [ "$#" -ge 2 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'
 STATE_IMAGE = "bgci/state:1"
 
 
@@ -340,6 +343,12 @@ class DockerRouterHost:
         self.network = network
         self.app = app
 
+    def path(self, name: str) -> str:
+        return posixpath.join("/etc", name)
+
+    def bind(self, spec: RouterSpec, inner: int) -> str:
+        return f":{inner}"  # all interfaces of the container; the engine publishes spec.ports
+
     def _get(self, spec: RouterSpec) -> Any:
         try:
             return self.client.containers.get(spec.name)
@@ -383,11 +392,32 @@ class DockerRouterHost:
                 ) from exc
         log.info(f"router {spec.name} started ({spec.image})")
 
+    def stop(self, spec: RouterSpec, log: Log) -> None:
+        with engine(f"stop the router {spec.name}"):
+            container = self._get(spec)
+            if container is not None and container.status == "running":
+                container.stop(timeout=10)  # not removed: its files keep the live colour
+                log.info(f"router {spec.name} stopped")
+
     def write(self, spec: RouterSpec, files: Mapping[str, bytes]) -> None:
         with engine(f"write files into {spec.name}"):
             container = self._get(spec)
-            if container is not None:
+            if container is None:
+                return
+            if container.status != "running":
                 container.put_archive("/", tar_files(files))
+                return
+            # put_archive truncates and rewrites in place: a watching router (Traefik) could read
+            # half a file. Put temporary names beside the files, then rename them inside.
+            temp = {path: posixpath.join(posixpath.dirname(path),
+                                         f".{posixpath.basename(path)}.bgci-tmp") for path in files}
+            container.put_archive("/", tar_files({temp[path]: data for path, data in files.items()}))
+            pairs = [arg for path in files for arg in (temp[path], path)]
+            # as root: the files are root's (put_archive), the router may run as its own user
+            result = container.exec_run(["sh", "-c", _RENAME, "sh", *pairs], user="0")
+            if result.exit_code:
+                raise InfraError(f"could not replace files in {spec.name}: "
+                                 f"{bytes(result.output or b'').decode('utf-8', 'replace')[:300]}")
 
     def read(self, spec: RouterSpec, path: str) -> bytes | None:
         with engine(f"read {path} from {spec.name}"):

@@ -27,13 +27,21 @@ class RouterSpec:
 class RouterHost(Protocol):
     """Where a managed router process lives (a container on the engine, or a local process)."""
 
+    local: bool  # the router runs on this machine: its files and sockets are reachable directly
+
+    def path(self, name: str) -> str:
+        """Absolute path of the router's file ``name`` (relative), as the router process sees it."""
+
+    def bind(self, spec: RouterSpec, inner: int) -> str:
+        """``host:port`` the router binds for its port ``inner`` (``:inner`` in a container)."""
+
     def running(self, spec: RouterSpec) -> bool: ...
 
     def start(self, spec: RouterSpec, files: Mapping[str, bytes], log: Log) -> None:
         """(Re)create and start the router with ``files`` (absolute path -> content) in place."""
 
     def write(self, spec: RouterSpec, files: Mapping[str, bytes]) -> None:
-        """Replace files the running router reads (for its next restart)."""
+        """Replace files the router reads, each in one rename (a watcher never sees half a file)."""
 
     def read(self, spec: RouterSpec, path: str) -> bytes | None: ...
 
@@ -42,6 +50,9 @@ class RouterHost(Protocol):
 
     def label(self, spec: RouterSpec, key: str) -> str | None:
         """A label of the running router (its config fingerprint)."""
+
+    def stop(self, spec: RouterSpec, log: Log) -> None:
+        """Stop the router; its files stay, so the next start keeps the live colour."""
 
 
 class Router(Protocol):
@@ -67,6 +78,9 @@ class Router(Protocol):
 
     def describe_switch(self, live: Colour) -> str:
         """What ``switch(live)`` would change, for --dry-run."""
+
+    def stop(self, log: Log) -> None:
+        """Stop a managed router (for `bgci down`); the live colour is kept for its next start."""
 
 
 def make_router(config: Config, platform: Platform) -> Router:

