@@ -8,23 +8,32 @@ cd "$(dirname "$0")/.."
 
 bash scripts/test-env.sh
 
-# pyenv keeps python3.X off PATH unless selected: select every 3.10-3.13 it has, current first.
-if command -v pyenv >/dev/null 2>&1; then
-    current=$(pyenv version-name | cut -d: -f1)
-    others=$(pyenv versions --bare | grep -E '^3\.1[0-3]\.[0-9]+$' | grep -vx "$current" | tr '\n' ':')
-    export PYENV_VERSION="${current}:${others%:}"
+# pyenv keeps python3.X off PATH unless selected, and tox queries interpreters with a clean
+# environment: link every installed 3.10-3.13 as python3.X into a directory at the front of PATH.
+PYBIN=/var/cache/bgci/pythons
+mkdir -p "$PYBIN"
+for exe in /usr/bin/python3.1[0-3] "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[0-3].*/bin/python3.1[0-3]; do
+    [ -x "$exe" ] && ln -sf "$exe" "$PYBIN/$(basename "$exe")"
+done
+export PATH="$PYBIN:$PATH"
+# tox in a venv of its own: Debian's python3 refuses `pip install` into the system (PEP 668)
+TOX_VENV=/var/cache/bgci/tox-venv
+if [ ! -x "$TOX_VENV/bin/tox" ]; then
+    python3 -m venv "$TOX_VENV"
+    "$TOX_VENV/bin/pip" install --quiet --disable-pip-version-check "tox>=4"
 fi
-python3 -m pip install --quiet --disable-pip-version-check "tox>=4"
+tox() { "$TOX_VENV/bin/tox" "$@"; }
 export BGCI_SCHEMAS_DIR="${BGCI_SCHEMAS_DIR:-$(cd .. && pwd)/shared/schemas}"
 
 if [ "$#" -gt 0 ]; then
-    exec python3 -m tox "$@"
+    tox "$@"
+    exit $?
 fi
 rm -f .tox/junit-*.xml
 status=0
-python3 -m tox run-parallel -e py310,py311,py312,py313,lint --parallel 2 --parallel-no-spinner \
+tox run-parallel -e py310,py311,py312,py313,lint --parallel 2 --parallel-no-spinner \
     --parallel-live || status=$?
-python3 -m tox run -e e2e || status=$?
+tox run -e e2e || status=$?
 shopt -s nullglob
 reports=(.tox/junit-*.xml)
 python3 scripts/junit-total.py "${reports[@]}" || status=$?
