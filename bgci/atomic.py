@@ -7,12 +7,15 @@ import uuid
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, rename it over ``path``.
+def write_atomic(path: Path, data: bytes | str, mode: int = 0o666) -> None:
+    """Write ``data`` (text as UTF-8) to a temporary file beside ``path``, fsync it, rename it over.
 
     The temporary name starts with a dot and ends in ``.tmp``: directory watchers that pick files
-    by extension (Traefik's file provider) never read it half written.
+    by extension (Traefik's file provider) never read it half written. The default mode lets the
+    umask decide, like a plain open(): artifact uploaders running as another user can read reports.
     """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:

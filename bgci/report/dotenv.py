@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from bgci.model import StageResult
-from bgci.report.atomic import write_atomic
+from bgci.atomic import write_atomic
 from bgci.report.text import one_line
 
 DOTENV_NAME = "bgci.env"
