@@ -111,6 +111,8 @@ def run_stage(opts: Options, stage: str, body: Stage, lock_wait: float = 60.0) -
     finally:
         signal.signal(signal.SIGTERM, previous)
         if deployment is not None:
+            if result.exit_code:
+                _on_failure(deployment, result)
             # closing a dead connection must not hide the real outcome
             with contextlib.suppress(Exception):
                 deployment.close()
@@ -118,6 +120,14 @@ def run_stage(opts: Options, stage: str, body: Stage, lock_wait: float = 60.0) -
     _redact(result, redactor)
     _publish(opts, config, result, ci, log)
     return result.exit_code
+
+
+def _on_failure(deployment: Deployment, result: StageResult) -> None:
+    """hooks.on_failure; an interrupt while it runs ends it, never the report."""
+    from bgci.hooks import run_on_failure
+
+    with contextlib.suppress(KeyboardInterrupt, Interrupted):
+        run_on_failure(deployment, result)
 
 
 def _redact(result: StageResult, redactor: Any) -> None:

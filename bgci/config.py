@@ -76,6 +76,10 @@ class HealthConfig:
 class VerifyConfig:
     smoke: str = field(default="", metadata=meta("pytest path run with BGCI_TARGET_URL"))
     p95_ms: float = field(default=0.0, metadata=meta("latency budget; 0 = off"))
+    against_blue: bool = field(default=False, metadata=meta(
+        "switch: right after the pre_switch hook (the migration) and before traffic moves, run the "
+        "smoke suite against the live colour and again against the new one; a failure = exit 1, "
+        "no switch"))
 
 
 @dataclass
@@ -95,6 +99,27 @@ class HookConfig:
 
 
 HOOK_NAMES = ("pre_deploy", "post_deploy", "pre_switch", "post_switch", "post_rollback")
+# The stages hooks.on_failure may run after (status and lock only read, so never "fail").
+FAILURE_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "retire", "down")
+
+
+@dataclass
+class FailureHookConfig:
+    command: str = field(default="", metadata=meta(
+        "run on the runner after a stage fails (exit 1, 3 or 4); BGCI_STAGE, BGCI_OUTCOME, "
+        "BGCI_EXIT_CODE and BGCI_MESSAGE say which and why"))
+    run_in: str = field(default="runner", metadata=meta(
+        "always the runner: a failed stage's release may not be runnable", ("runner",)))
+    timeout: float = field(default=300.0, metadata=meta("seconds"))
+    stages: str = field(default="", metadata=meta(
+        "comma-separated stages it runs for, e.g. \"switch,rollback\"; empty = all of "
+        + ", ".join(FAILURE_STAGES)))
+
+    @property
+    def stage_list(self) -> tuple[str, ...]:
+        """The stages this hook runs after (all of FAILURE_STAGES when ``stages`` is empty)."""
+        named = tuple(s.strip() for s in self.stages.split(",") if s.strip())
+        return named or FAILURE_STAGES
 
 
 @dataclass
@@ -104,6 +129,8 @@ class HooksConfig:
     pre_switch: HookConfig = field(default_factory=HookConfig, metadata=meta("before traffic moves"))
     post_switch: HookConfig = field(default_factory=HookConfig, metadata=meta("after the switch"))
     post_rollback: HookConfig = field(default_factory=HookConfig, metadata=meta("after rollback"))
+    on_failure: FailureHookConfig = field(default_factory=FailureHookConfig,
+                                          metadata=meta("after any stage fails"))
 
 
 @dataclass
@@ -335,6 +362,15 @@ def _check_values(config: Config) -> None:
     _choice(config, "router.kind", config.router.kind)
     for name in HOOK_NAMES:
         _choice(config, f"hooks.{name}.run_in", getattr(config.hooks, name).run_in)
+    _choice(config, "hooks.on_failure.run_in", config.hooks.on_failure.run_in)
+    for stage in config.hooks.on_failure.stage_list:
+        if stage not in FAILURE_STAGES:
+            raise ConfigError(f"{src}: hooks.on_failure.stages names {stage!r}, not a stage"
+                              f"{_suggest(stage, list(FAILURE_STAGES))}"
+                              f" (stages: {', '.join(FAILURE_STAGES)})")
+    if config.verify.against_blue and not config.verify.smoke:
+        raise ConfigError(f"{src}: verify.against_blue = true needs verify.smoke (the suite to run)",
+                          "set verify.smoke to your pytest smoke suite, e.g. smoke = \"smoke\"")
     for key in ("router.listen", "router.preview"):
         _address(src, key, _get(config, key))
     if config.router.listen == config.router.preview:
@@ -342,7 +378,8 @@ def _check_values(config: Config) -> None:
     if not config.health.path.startswith("/"):
         raise ConfigError(f"{src}: health.path must start with /, got {config.health.path!r}")
     positive = ["platform.port", "platform.replicas", "health.timeout", "health.interval",
-                "health.deadline", "health.successes", "switch.confirm_requests", "lock.ttl"]
+                "health.deadline", "health.successes", "switch.confirm_requests", "lock.ttl",
+                *(f"hooks.{name}.timeout" for name in (*HOOK_NAMES, "on_failure"))]
     for key in positive:
         if _get(config, key) <= 0:
             raise ConfigError(f"{src}: {key} must be greater than 0, got {_get(config, key)}")

@@ -1,14 +1,32 @@
-"""Lifecycle hooks: a command on the CI runner, or a one-off run of the new release ("green")."""
+"""Lifecycle hooks: a command on the CI runner, or a one-off run of the new release ("green").
+
+Each hook that runs is one check of its stage (one JUnit test case, with the command's output).
+A failing lifecycle hook fails its stage (exit 1) before the stage changes anything further:
+``pre_switch`` runs before the router moves, so a failed migration leaves live traffic where it was.
+``on_failure`` runs after a stage has failed; its own outcome is recorded but never changes the
+stage's exit code.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
+from bgci.config import HookConfig
 from bgci.deployment import Deployment
-from bgci.errors import CheckFailed
+from bgci.errors import BgciError, CheckFailed
 from bgci.model import Check, Colour, Release, StageResult
+
+# Exit codes after which hooks.on_failure runs: a check failed, the infrastructure broke, or the
+# stage refused. Not 2 (the configuration itself is in doubt), 5 (another pipeline's lock: nothing
+# of this one ran) or 130 (the CI is cancelling the job).
+FAILURE_CODES = (1, 3, 4)
+OUTPUT_LIMIT = 20000
 
 
 def facts(result: StageResult) -> dict[str, str]:
@@ -22,33 +40,108 @@ def facts(result: StageResult) -> dict[str, str]:
     return {k: v for k, v in values.items() if v}
 
 
-def run_hook(d: Deployment, name: str, result: StageResult, release: Release | None,
+def run_hook(d: Deployment, name: str, result: StageResult, release: Release,
              colour: Colour | None) -> None:
-    """Run hook ``name`` if configured; a failure raises CheckFailed (no traffic was changed)."""
-    hook = getattr(d.config.hooks, name)
+    """Run hook ``name`` if configured; a failure raises CheckFailed (no traffic was changed).
+
+    ``run_in = "green"`` runs it once as a one-off of ``release`` (the new release) with the app's
+    environment: a container on the app's network (docker) or the release's virtualenv (process).
+    """
+    hook: HookConfig = getattr(d.config.hooks, name)
     if not hook.command:
         return
-    d.log.info(f"hook {name}: {hook.command} (in {hook.run_in})")
     env = facts(result)
+    where = f"a one-off of {release.short}" if hook.run_in == "green" else "the runner"
     started = time.monotonic()
-    if hook.run_in == "green" and release is not None:
-        code, output = d.platform.run_once(release, hook.command, env, hook.timeout)
-    else:
-        code, output = _on_runner(hook.command, env, hook.timeout, str(d.config.root))
+    with d.log.group(f"hook {name}: {hook.command} (in {where})"):
+        try:
+            if hook.run_in == "green":
+                code, output = d.platform.run_once(release, hook.command, env, hook.timeout)
+            else:
+                code, output = on_runner(hook.command, env, hook.timeout, str(d.config.root))
+        except BgciError as exc:  # the engine or the release is broken: an error, not a failure
+            result.add(Check(f"hook {name}", "error", time.monotonic() - started,
+                             f"{hook.command!r} could not run in {where}: {exc.message}"))
+            raise
+        d.log.info(output[-3000:])
     seconds = time.monotonic() - started
     check = result.add(Check(f"hook {name}", "passed" if code == 0 else "failed", seconds,
-                             f"{hook.command!r} exited {code}", output[-20000:]))
+                             f"{hook.command!r} exited {code} in {where}", output[-OUTPUT_LIMIT:]))
     if not check.ok:
-        where = f"green ({colour})" if hook.run_in == "green" else "the runner"
-        raise CheckFailed(f"hook {name} failed in {where}: {hook.command!r} exited {code}",
-                          "its output is in the JUnit report; live traffic was not changed")
+        place = f"a one-off of the new release for {colour}" if hook.run_in == "green" and colour \
+            else where
+        raise CheckFailed(f"hook {name} failed in {place}: {hook.command!r} exited {code}",
+                          f"its output is in {result.stage}.xml; "
+                          + ("live traffic was not changed" if name != "post_switch"
+                             else "live traffic already moved and stays where it is"))
 
 
-def _on_runner(command: str, env: dict[str, str], timeout: float, cwd: str) -> tuple[int, str]:
-    try:
-        proc = subprocess.run(["/bin/sh", "-c", command], env={**os.environ, **env}, cwd=cwd,
-                              capture_output=True, text=True, timeout=timeout, check=False)
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        return 124, f"{out}\n(timed out after {timeout:.0f}s)"
-    return proc.returncode, proc.stdout + proc.stderr
+def run_on_failure(d: Deployment, result: StageResult) -> None:
+    """Run ``hooks.on_failure`` after a failed stage (exit 1, 3 or 4) when it applies to it.
+
+    Its outcome is one more check of the failed stage; it never raises and never changes the
+    stage's exit code.
+    """
+    hook = d.config.hooks.on_failure
+    if (not hook.command or result.exit_code not in FAILURE_CODES
+            or result.stage not in hook.stage_list):
+        return
+    env = {**facts(result), "BGCI_OUTCOME": result.status, "BGCI_EXIT_CODE": str(result.exit_code),
+           "BGCI_MESSAGE": result.message}
+    started = time.monotonic()
+    with d.log.group(f"hook on_failure: {hook.command} (on the runner)"):
+        try:
+            code, output = on_runner(hook.command, env, hook.timeout, str(d.config.root))
+        except OSError as exc:  # e.g. the config's directory is gone: report it, keep the outcome
+            code, output = 127, f"could not run: {exc}"
+        d.log.info(output[-3000:])
+    result.add(Check("hook on_failure", "passed" if code == 0 else "failed",
+                     time.monotonic() - started,
+                     f"{hook.command!r} exited {code} after {result.stage} {result.status}",
+                     output[-OUTPUT_LIMIT:]))
+
+
+def on_runner(command: str, env: dict[str, str], timeout: float, cwd: str) -> tuple[int, str]:
+    """``/bin/sh -c command`` on the runner with ``env`` added: (exit code, stdout + stderr).
+
+    The hook stays in bgci's process group, so a CI that cancels the job stops it too. Its output
+    goes to a file, not a pipe: a background child that keeps the pipe open cannot hang bgci; on
+    timeout the shell and everything it started are killed.
+    """
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(["/bin/sh", "-c", command], env={**os.environ, **env}, cwd=cwd,
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            code = proc.wait(timeout=timeout)
+            note = ""
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc.pid)
+            proc.wait()
+            code, note = 124, f"\n(timed out after {timeout:.0f}s)"
+        except BaseException:  # interrupted: take the hook down with bgci, then go on stopping
+            _kill_tree(proc.pid)
+            proc.wait()
+            raise
+        out.seek(0)
+        return code, out.read().decode("utf-8", "replace") + note
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and its descendants (found through /proc), children first."""
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                text = Path(entry.path, "stat").read_text(encoding="utf-8", errors="replace")
+                children.setdefault(int(text[text.rfind(")") + 2:].split()[1]), []).append(
+                    int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    order, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        order.append(current)
+        todo.extend(children.get(current, []))
+    for victim in reversed(order):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(victim, signal.SIGKILL)

@@ -298,12 +298,13 @@ class DockerPlatform:
             )
             try:
                 container.start()
+                note = ""
                 try:
                     code = int(container.wait(timeout=timeout).get("StatusCode", 1))
                 except requests.RequestException:
                     container.kill()
-                    code = 124
-                output = bytes(container.logs()).decode("utf-8", "replace")
+                    code, note = 124, f"\n(timed out after {timeout:.0f}s)"
+                output = bytes(container.logs()).decode("utf-8", "replace") + note
             finally:
                 container.remove(force=True)
         return code, output

@@ -55,6 +55,10 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False,
             d.log.info(f"{result.message}\n{plan}")
             return result
         run_hook(d, "pre_switch", result, release, target)
+        if d.config.verify.against_blue:
+            from bgci.stages.verify import smoke_after_pre_switch
+
+            smoke_after_pre_switch(d, result, target, old)
         started = time.monotonic()
         d.router.switch(target)
         decided = time.monotonic() - started

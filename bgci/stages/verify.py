@@ -7,7 +7,7 @@ import time
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.health import ProbeSeries, p95, probe, wait_healthy
-from bgci.model import Check, Outcome, StageResult
+from bgci.model import Check, Colour, Outcome, StageResult
 from bgci.smoke import run_smoke
 from bgci.stages.common import failing_logs, history, observe
 
@@ -50,6 +50,36 @@ def verify(d: Deployment, result: StageResult) -> StageResult:
         d.store.write(state)
         d.log.info(f"{idle} ({release.short}) verified: `bgci switch` may send live traffic to it")
     return result
+
+
+def smoke_after_pre_switch(d: Deployment, result: StageResult, target: Colour,
+                           live: Colour | None) -> None:
+    """``verify.against_blue``: the smoke suite again, after the pre_switch hook (the migration)
+    and before any traffic moves: against the live colour through the live address (the old
+    release on the new schema), then against ``target`` through the preview (the new release on
+    it). Each test is one check; any failure raises CheckFailed, so the switch does not happen."""
+    path = d.config.root / d.config.verify.smoke
+    runs: list[tuple[Colour, str, str]] = [(target, "new", d.router.preview_url)]
+    if live is not None:
+        runs.insert(0, (live, "live", d.router.live_url))
+    else:
+        result.add(Check("after pre_switch: smoke against the live colour", "skipped", 0.0,
+                         "nothing is live yet: no old release to check on the new schema"))
+    failed: list[str] = []
+    for colour, role, url in runs:
+        with d.log.group(f"smoke suite {d.config.verify.smoke} against {colour} ({role}) at {url}"):
+            checks, output = run_smoke(path, url)
+            d.log.info(output[-4000:])
+        for check in checks:
+            check.name = f"after pre_switch, {colour} ({role}): {check.name}"
+            result.add(check)
+            if not check.ok:
+                failed.append(check.name)
+    if failed:
+        raise CheckFailed(
+            f"after the pre_switch hook the smoke suite fails: {', '.join(failed[:5])}",
+            f"live traffic stays on {live or 'nothing'}; the hook (the migration) has run, so the "
+            "old release must work on what it changed: details are in switch.xml")
 
 
 def _latency(d: Deployment, url: str, series: ProbeSeries) -> Check:
