@@ -11,6 +11,7 @@ import requests
 from bgci.config import HealthConfig
 from bgci.log import Log
 from bgci.model import Check, Colour
+from bgci.timings import waits_on
 
 COLOUR_HEADER = "X-Bgci-Color"
 
@@ -56,6 +57,7 @@ def probe(session: requests.Session, url: str, cfg: HealthConfig, colour: Colour
     return Probe(True, seconds, f"HTTP {response.status_code} in {seconds * 1000:.0f} ms", seen)
 
 
+@waits_on("app")
 def wait_healthy(
     url: str,
     cfg: HealthConfig,

@@ -12,10 +12,12 @@ from pathlib import Path
 
 from bgci.errors import ConfigError
 from bgci.model import Check, Outcome
+from bgci.timings import waits_on
 
 TIMEOUT = 900.0
 
 
+@waits_on("app")
 def run_smoke(path: Path, target_url: str, *, timeout: float = TIMEOUT) -> tuple[list[Check], str]:
     """Run ``pytest path`` with BGCI_TARGET_URL set; one check per test case, plus the output."""
     if not path.exists():

@@ -25,6 +25,7 @@ from bgci.errors import BgciError, CheckFailed, ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, Instance, Release
 from bgci.routers import RouterSpec
+from bgci.timings import waiting, waits_on
 
 if TYPE_CHECKING:
     from bgci.state.docker import DockerStore
@@ -39,7 +40,8 @@ STATE_IMAGE = "bgci/state:1"
 def engine(what: str) -> Iterator[None]:
     """Turn the SDK's exceptions into InfraError (exit 3) that say what bgci was doing."""
     try:
-        yield
+        with waiting("engine", what):
+            yield
     except BgciError:
         raise
     except docker.errors.APIError as exc:
@@ -48,6 +50,7 @@ def engine(what: str) -> Iterator[None]:
         raise InfraError(f"docker engine unreachable while trying to {what}: {exc}") from exc
 
 
+@waits_on("engine")
 def connect() -> docker.DockerClient:
     """A client for ``DOCKER_HOST`` (default: the local socket), checked with a ping."""
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")

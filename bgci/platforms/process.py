@@ -30,6 +30,7 @@ from bgci.platforms import detached
 from bgci.platforms.releases import ReleaseInfo, build_release, check_id, venv_python
 from bgci.routers.localhost import LocalRouterHost
 from bgci.state.files import FileStore
+from bgci.timings import waits_on
 
 # What a colour inherits from bgci's environment. The rest (CI tokens, registry passwords) stays
 # out of a long-running app, as on docker; the app's own settings come from platform.env.
@@ -162,6 +163,7 @@ class ProcessPlatform:
                 found[colour] = instance
         return found
 
+    @waits_on("app")
     def stop(self, colour: Colour, grace: float, log: Log) -> None:
         pidfile = self._dir(colour) / "process.json"
         record = detached.read_record(pidfile)

@@ -33,6 +33,7 @@ from pathlib import Path
 from bgci.atomic import write_atomic
 from bgci.errors import CheckFailed, ConfigError, InfraError
 from bgci.log import Log
+from bgci.timings import waits_on
 
 RELEASE_FILE = "release.json"
 DIGEST_VERSION = "bgci-release-1"
@@ -226,6 +227,7 @@ def _host_pip() -> list[str] | None:
     return [sys.executable, "-m", "pip"]
 
 
+@waits_on("tooling")
 def _run(argv: list[str], cwd: Path, log: Log, what: str) -> None:
     try:
         proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)

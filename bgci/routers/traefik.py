@@ -40,6 +40,7 @@ from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.platforms import Platform
 from bgci.routers import RouterHost, RouterSpec
+from bgci.timings import waits_on
 
 DEFAULT_IMAGE = "traefik:v3"
 DIR = "bgci-traefik"  # under RouterHost.path: /etc/bgci-traefik in a container
@@ -217,6 +218,7 @@ class TraefikRouter:
         return served_colour(self.app, router.get("service"))
 
     # -- Traefik's API ---------------------------------------------------------------------
+    @waits_on("router")
     def _rawdata(self) -> dict[str, Any] | None:
         """What Traefik serves now (``/api/rawdata``); None when its API does not answer."""
         url = f"http://127.0.0.1:{self._api_port()}/api/rawdata"
@@ -235,6 +237,7 @@ class TraefikRouter:
                 return None
         return data if isinstance(data, dict) else None
 
+    @waits_on("router")
     def _wait_applied(self, doc: Mapping[str, Any]) -> None:
         deadline = time.monotonic() + APPLY_TIMEOUT
         while True:
@@ -250,6 +253,7 @@ class TraefikRouter:
                 )
             time.sleep(0.05)
 
+    @waits_on("router")
     def _wait_header(self, colour: Colour) -> None:
         """Fresh requests to the live address until one is answered by ``colour``.
 

@@ -11,6 +11,7 @@ from bgci.deployment import Deployment
 from bgci.health import COLOUR_HEADER, wait_healthy
 from bgci.model import Check, Colour, Instance, Release, StageResult, other
 from bgci.state import State
+from bgci.timings import waits_on
 
 
 @dataclass
@@ -56,6 +57,7 @@ def health_check(d: Deployment, colour: Colour, name: str, *, deadline: float | 
     return wait_healthy(url, d.config.health, d.log, name=name, colour=colour, deadline=deadline)
 
 
+@waits_on("app")
 def confirm(d: Deployment, colour: Colour) -> Check:
     """Fresh requests through the live address: every one must be answered by ``colour``."""
     cfg = d.config.health
@@ -84,6 +86,7 @@ def confirm(d: Deployment, colour: Colour) -> Check:
                  f"saw {summary}")
 
 
+@waits_on("router")
 def drain(d: Deployment, colour: Colour) -> Check:
     """Wait until the router has no request in flight to ``colour``, at most switch.drain s."""
     limit = d.config.switch.drain

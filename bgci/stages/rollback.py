@@ -11,6 +11,7 @@ from bgci.hooks import run_hook
 from bgci.model import Check, Colour, Release, StageResult, other
 from bgci.stages.common import confirm, drain, failing_logs, health_check, history, observe
 from bgci.state import ColourRecord, State
+from bgci.timings import mark
 
 
 def rollback(d: Deployment, result: StageResult, *, dry_run: bool = False) -> StageResult:
@@ -71,6 +72,7 @@ def rollback_traffic(d: Deployment, result: StageResult, *, reason: str,
     if not check.ok:
         raise CheckFailed(f"{target} ({release.short}) is not healthy; live traffic stays on "
                           f"{live}: {check.message}", "see rollback.xml")
+    mark("rollback")
     d.router.switch(target)
     checkpoint("rollback:switched")
     confirmation = result.add(confirm(d, target))

@@ -11,6 +11,7 @@ from bgci.hooks import run_hook
 from bgci.model import Check, Colour, StageResult, other
 from bgci.stages.common import View, confirm, drain, failing_logs, health_check, history, observe
 from bgci.state import State
+from bgci.timings import mark
 
 PRECHECK_DEADLINE = 15.0
 
@@ -60,6 +61,7 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False,
 
             smoke_after_pre_switch(d, result, target, old)
         started = time.monotonic()
+        mark("switch")
         d.router.switch(target)
         decided = time.monotonic() - started
         checkpoint("switch:switched")
