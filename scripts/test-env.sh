@@ -209,6 +209,33 @@ else
     say "wheelhouse: $(find "$WHEELS" -name '*.whl' | wc -l) wheels"
 fi
 
+# ---- wheelhouse: examples/migrations-app ------------------------------------------------------
+# The migrations example adds SQLAlchemy and Alembic to the same wheelhouse (same Python, same
+# platform tags). Its own recipe file, checked after the block above: when that block renews the
+# wheelhouse it also drops this recipe, so these wheels are downloaded again.
+MIGRATIONS_REQUIREMENTS=$REPO/examples/migrations-app/requirements.txt
+[[ -f $MIGRATIONS_REQUIREMENTS ]] || die "missing $MIGRATIONS_REQUIREMENTS"
+migrations_recipe=$({ cat "$MIGRATIONS_REQUIREMENTS"; echo "cp$CONTAINER_PY $arch"; } | digest)
+if [[ $(cat "$WHEELS/.recipe-migrations-app" 2>/dev/null || true) == "$migrations_recipe" ]]; then
+    say "wheelhouse for examples/migrations-app: present"
+else
+    say "downloading wheels of examples/migrations-app into $WHEELS"
+    rm -rf "$WHEELS.migrations.tmp"
+    mkdir -p "$WHEELS.migrations.tmp"
+    python3 -m pip download --quiet --disable-pip-version-check --dest "$WHEELS.migrations.tmp" \
+        --only-binary=:all: --implementation cp --python-version "$CONTAINER_PY" \
+        --abi "cp${CONTAINER_PY/./}" --platform "manylinux_2_36_$arch" \
+        --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
+        --platform "manylinux2014_$arch" \
+        -r "$MIGRATIONS_REQUIREMENTS" >"$BGCI_CACHE/wheels-migrations.log" 2>&1 \
+        || fail_with "$BGCI_CACHE/wheels-migrations.log" "downloading the migrations example's wheels failed"
+    # add, never replace: the flask example's wheels stay as they are
+    cp -n "$WHEELS.migrations.tmp"/*.whl "$WHEELS"/
+    rm -rf "$WHEELS.migrations.tmp"
+    echo "$migrations_recipe" >"$WHEELS/.recipe-migrations-app"
+    say "wheelhouse: $(find "$WHEELS" -name '*.whl' | wc -l) wheels"
+fi
+
 # ---- facts for the tests -----------------------------------------------------------------------
 env_text="BGCI_TEST_BASE_IMAGE=$BASE_IMAGE
 BGCI_TEST_HAPROXY_IMAGE=$HAPROXY_IMAGE
