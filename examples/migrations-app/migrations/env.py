@@ -9,7 +9,7 @@ from pathlib import Path
 from alembic import context
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the app's db.py
-from db import engine  # noqa: E402
+from db import engine
 
 config = context.config
 if config.config_file_name is not None:
