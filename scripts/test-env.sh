@@ -19,7 +19,7 @@ DOCKERD_LOG=/var/log/bgci-dockerd.log
 DOCKERD_PID=/run/bgci-dockerd.pid
 # The Python of Debian 12, which the base image runs: the wheelhouse targets it.
 CONTAINER_PY=3.11
-PACKAGES=(docker.io haproxy debootstrap debian-archive-keyring openssh-server rsync ca-certificates)
+PACKAGES=(docker.io haproxy debootstrap debian-archive-keyring openssh-server rsync ca-certificates curl)
 BASE_INCLUDE=python3,python3-venv,ca-certificates
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -432,3 +432,45 @@ def test_an_unsafe_migration_leaves_live_traffic_on_blue_with_exit_1_and_the_rea
     assert "switch confirmation" not in [c.get("name") for c in notes.cases("switch")]
     assert who(notes.live_url) == (200, "blue", "1.0.0")
     assert "BGCI_STAGE=switch" in notes.failure_facts.read_text()
+
+
+def test_the_worked_example_of_docs_migrations_md_runs_as_written(tmp_path: Path) -> None:
+    doc = (REPO / "docs" / "migrations.md").read_text()
+    section = doc[doc.index("## Worked example"):]
+    script = section[section.index("```sh\n") + 6:]
+    script = script[:script.index("```")]
+    assert script.startswith("cp -r examples/migrations-app notes-demo && cd notes-demo\n")
+    listen, preview = f"127.0.0.1:{fresh_port()}", f"127.0.0.1:{fresh_port()}"
+    # the user's ports are taken on this machine: the test's, in the commands and in bgci's env
+    script = script.replace("127.0.0.1:8080", listen).replace("127.0.0.1:8081", preview)
+    (tmp_path / "examples").symlink_to(REPO / "examples")  # "from the root of a bgci checkout"
+    db = tmp_path / "db" / "notes.db"
+    env = clean_env({
+        "BGCI_PLATFORM_STATE_DIR": str(tmp_path / "state"), "BGCI_ROUTER_LISTEN": listen,
+        "BGCI_ROUTER_PREVIEW": preview, "BGCI_PLATFORM_ENV": f'{{ DATABASE_URL = "sqlite:///{db}" }}',
+        "BGCI_HEALTH_INTERVAL": "0.2", "BGCI_SWITCH_DRAIN": "1", **pip_env(),
+        "PATH": f"{Path(bgci_argv()[0]).parent}{os.pathsep}{os.environ['PATH']}",
+    })
+    try:
+        proc = subprocess.run(["bash", "-c", "set -euo pipefail\n" + script], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600, check=False)
+    finally:
+        if (tmp_path / "notes-demo" / "bgci.toml").is_file():
+            subprocess.run([*bgci_argv(), "--reports", str(tmp_path / "cleanup"), "down"],
+                           cwd=tmp_path / "notes-demo", env=env, capture_output=True, timeout=120,
+                           check=False)
+        left = own_processes(tmp_path)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-8000:]
+    assert not left, f"the walk-through left processes running: {left}"
+    lines = proc.stdout.splitlines()
+    live, old = (json.loads(line) for line in lines if line.startswith("[{"))
+    assert {"text": "written by v1", "author": "anonymous"}.items() <= next(
+        n for n in live if n["text"] == "written by v1").items()
+    assert all("author" not in n for n in old)  # the preview: blue, 1.0.0, on the new schema
+    assert "Running upgrade 0001 -> 0002" in proc.stderr
+    assert "bgci down: stopped the router and blue and green" in proc.stdout
+    switch = ET.parse(tmp_path / "notes-demo" / "bgci-reports" / "switch.xml").getroot()
+    assert switch.find(".//failure") is None and switch.find(".//error") is None
