@@ -127,7 +127,16 @@ def on_runner(command: str, env: dict[str, str], timeout: float, cwd: str) -> tu
 
 
 def _kill_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and its descendants (found through /proc), children first."""
+    """SIGKILL ``pid`` and its descendants (found through /proc). All are stopped first, top
+    down, so that none goes on with its script (or starts another) while the others die."""
+    for victim in _tree(pid):
+        _signal(victim, signal.SIGSTOP)
+    for victim in _tree(pid):  # again: the tree as it is now frozen
+        _signal(victim, signal.SIGKILL)
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants, parents before children."""
     children: dict[int, list[int]] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -139,9 +148,12 @@ def _kill_tree(pid: int) -> None:
                 continue
     order, todo = [], [pid]
     while todo:
-        current = todo.pop()
+        current = todo.pop(0)
         order.append(current)
         todo.extend(children.get(current, []))
-    for victim in reversed(order):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(victim, signal.SIGKILL)
+    return order
+
+
+def _signal(pid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signum)
