@@ -1,5 +1,5 @@
-"""The copy-paste pipelines of the README's "Use it from CI" section, checked as a user would
-drop them into a fresh project: the workflow passes actionlint and zizmor, the GitLab pipeline
+"""The copy-paste pipelines of docs/ci/ (linked from the README's "Use it from CI"), checked as a
+user would drop them into a fresh project: the workflow passes actionlint and zizmor, the GitLab pipeline
 resolves with the template and gates the switch, the Jenkinsfile compiles."""
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ PIN = "0123456789abcdef0123456789abcdef01234567"
 
 
 def snippet(language: str, first_line: str) -> str:
-    """The README code block of ``language`` under "Use it from CI" that starts ``first_line``."""
-    text = (REPO / "README.md").read_text()
-    section = text[text.index("## Use it from CI"):]
-    section = section[:section.index("\n## ", 1)]
+    """The code block of ``language`` in the per-CI pages (docs/ci/, linked from the README's "Use
+    it from CI") that starts ``first_line``."""
+    section = "".join(page.read_text() for page in sorted((REPO / "docs" / "ci").glob("*.md")))
     blocks = re.findall(rf"```{language}\n(.*?)```", section, re.DOTALL)
     found = [block for block in blocks if block.startswith(first_line)]
-    assert len(found) == 1, f"no {language} block starting {first_line!r} in the README"
+    assert len(found) == 1, f"no {language} block starting {first_line!r} in docs/ci/"
     return found[0].replace("<you>", "example").replace("<commit>", PIN)
 
 
