@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from e2e_docker import DockerReleases, DockerTarget
+from e2e_process import ProcessReleases, ProcessTarget
 from e2e_support import (
     REPO,
     SETUP_HINT,
@@ -37,7 +38,10 @@ from e2e_support import (
 STATE_IMAGE = "bgci/state:1"
 
 # Platforms every platform-neutral test runs on; each carries the marker that selects it.
-PLATFORMS = [pytest.param("docker", marks=pytest.mark.docker, id="docker")]
+PLATFORMS = [
+    pytest.param("docker", marks=pytest.mark.docker, id="docker"),
+    pytest.param("process", marks=pytest.mark.process, id="process"),
+]
 
 
 # -- docker -----------------------------------------------------------------------------------
@@ -100,11 +104,29 @@ def docker_releases(docker_client: Any,
         releases.cleanup()
 
 
+# -- process ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def process_releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProcessReleases]:
+    """v1/v2/v3/unhealthy releases of the example app in one state dir for the session, each
+    built once (on first use); at the end no process of that state dir may run."""
+    try:
+        test_env()  # the wheelhouse the releases are built from
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+    releases = ProcessReleases(tmp_path_factory.mktemp("process"))
+    try:
+        yield releases
+    finally:
+        releases.cleanup()
+
+
 # -- the platform under test ------------------------------------------------------------------
 def _open_target(kind: str, request: pytest.FixtureRequest) -> Target:
     if kind == "docker":
         return DockerTarget(request.getfixturevalue("docker_client"),
                             request.getfixturevalue("docker_releases"))
+    if kind == "process":
+        return ProcessTarget(request.getfixturevalue("process_releases"))
     raise AssertionError(f"no e2e target for platform {kind!r}")
 
 
@@ -122,6 +144,17 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
 def docker_target(request: pytest.FixtureRequest) -> Iterator[Target]:
     """The docker platform, for tests about the engine itself (DOCKER_HOST, reachability)."""
     opened = _open_target("docker", request)
+    try:
+        yield opened
+    finally:
+        opened.cleanup()
+
+
+@pytest.fixture
+def process_target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The process platform, for what only it has (releases built on this machine, detached
+    processes, the examples' bgci.process.toml, the quickstart)."""
+    opened = _open_target("process", request)
     try:
         yield opened
     finally:

@@ -45,9 +45,10 @@ COLOURS = ("blue", "green")
 STAGE_TIMEOUT = 300.0  # seconds one CLI call may take before the test calls it hung
 HTTP_TIMEOUT = 10.0
 
-# Commands whose reports are named after them (``bgci lock status`` writes lock.*).
+# Commands whose reports are named after them (``bgci lock status`` writes lock.*). Not ``deploy``:
+# it writes the reports of the stages it runs (build.*, deploy-green.*, verify.*, switch.*).
 STAGE_COMMANDS = ("build", "deploy-green", "verify", "switch", "rollback", "status", "retire",
-                  "deploy", "lock")
+                  "lock")
 # Global options that take a value (they come before the command).
 _VALUE_OPTIONS = ("--config", "--reports", "--set")
 # Variables that would make bgci believe it runs in a CI, or change its options behind the test.
