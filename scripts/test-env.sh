@@ -23,7 +23,8 @@ PACKAGES=(docker.io haproxy debootstrap debian-archive-keyring openssh-server rs
 BASE_INCLUDE=python3,python3-venv,ca-certificates
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-REQUIREMENTS=$REPO/examples/flask-app/requirements.txt
+# Every example's requirements: the end-to-end suite deploys each example offline.
+REQUIREMENTS=("$REPO"/examples/*/requirements.txt)
 
 say() { printf 'test-env: %s\n' "$*"; }
 die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
@@ -31,7 +32,7 @@ die() { printf 'test-env: error: %s\n' "$*" >&2; exit 1; }
 fail_with() { tail -n 40 "$1" >&2 || true; die "$2 (full log: $1)"; }
 
 [[ $(id -u) == 0 ]] || die "run as root (it installs packages and starts dockerd)"
-[[ -f $REQUIREMENTS ]] || die "missing $REQUIREMENTS"
+[[ -f $REPO/examples/flask-app/requirements.txt ]] || die "missing $REPO/examples/flask-app/requirements.txt"
 mkdir -p "$BGCI_CACHE"
 export DEBIAN_FRONTEND=noninteractive
 
@@ -188,21 +189,26 @@ fi
 # ---- wheelhouse --------------------------------------------------------------------------------
 # Wheels for CPython $CONTAINER_PY on this architecture (pure ones are py3-none-any), whatever the
 # host's own Python is: pip download picks them by tag instead of building them for the host.
+# One download per example: each app's pins are resolved on their own, as its own venv does.
 arch=$(uname -m)
-wheels_recipe=$({ cat "$REQUIREMENTS"; echo "cp$CONTAINER_PY $arch"; } | digest)
+wheels_recipe=$({ for req in "${REQUIREMENTS[@]}"; do echo "${req#"$REPO"/}"; cat "$req"; done
+                  echo "cp$CONTAINER_PY $arch"; } | digest)
 if [[ $(cat "$WHEELS/.recipe" 2>/dev/null || true) == "$wheels_recipe" ]]; then
     say "wheelhouse $WHEELS: present"
 else
     say "downloading wheels for python $CONTAINER_PY into $WHEELS"
     rm -rf "$WHEELS.tmp"
     mkdir -p "$WHEELS.tmp"
-    python3 -m pip download --quiet --disable-pip-version-check --dest "$WHEELS.tmp" \
-        --only-binary=:all: --implementation cp --python-version "$CONTAINER_PY" \
-        --abi "cp${CONTAINER_PY/./}" --platform "manylinux_2_36_$arch" \
-        --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
-        --platform "manylinux2014_$arch" \
-        -r "$REQUIREMENTS" >"$BGCI_CACHE/wheels.log" 2>&1 \
-        || fail_with "$BGCI_CACHE/wheels.log" "downloading the wheelhouse failed"
+    : >"$BGCI_CACHE/wheels.log"
+    for req in "${REQUIREMENTS[@]}"; do
+        python3 -m pip download --quiet --disable-pip-version-check --dest "$WHEELS.tmp" \
+            --only-binary=:all: --implementation cp --python-version "$CONTAINER_PY" \
+            --abi "cp${CONTAINER_PY/./}" --platform "manylinux_2_36_$arch" \
+            --platform "manylinux_2_28_$arch" --platform "manylinux_2_17_$arch" \
+            --platform "manylinux2014_$arch" \
+            -r "$req" >>"$BGCI_CACHE/wheels.log" 2>&1 \
+            || fail_with "$BGCI_CACHE/wheels.log" "downloading the wheelhouse ($req) failed"
+    done
     echo "$wheels_recipe" >"$WHEELS.tmp/.recipe"
     rm -rf "$WHEELS"
     mv "$WHEELS.tmp" "$WHEELS"
