@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from bgci.model import StageResult
 from bgci.atomic import write_atomic
+from bgci.model import StageResult
 from bgci.report.dotenv import DOTENV_NAME, env_values, update_dotenv
 from bgci.report.jsonfile import to_json
 from bgci.report.junit import to_junit

@@ -12,8 +12,8 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from bgci.model import StageResult
 from bgci.atomic import write_atomic
+from bgci.model import StageResult
 from bgci.report.text import one_line
 
 DOTENV_NAME = "bgci.env"
