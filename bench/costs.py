@@ -1,0 +1,145 @@
+"""What bgci itself costs: its overhead per stage, `bgci --help` cold start, and how cost grows
+with the number of apps deployed at once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from bench.analysis import percentile
+from bench.bgci_rows import Row, project_config, release
+from bench.infra import Context, say
+from bench.project import BgciFailed, Project, bgci_argv, clean_env
+
+OVERHEAD_STAGES = ("build", "deploy-green", "verify", "switch", "rollback")
+
+
+def overhead(rows: Iterable[dict[str, Any]], builds: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Per (row, stage): calls, median wall time, waits and overhead (wall minus waits), max overhead."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for platform, calls in builds.items():
+        for call in calls:
+            groups.setdefault((f"build ({platform})", "build"), []).append(call)
+    for row in rows:
+        for call in row.get("calls", []):
+            if call["code"] == 0 and call["stage"] in OVERHEAD_STAGES:
+                groups.setdefault((row["name"], call["stage"]), []).append(call)
+    out = []
+    for (name, stage), calls in groups.items():
+        def median(key: Callable[[dict[str, Any]], float], calls: list[dict[str, Any]] = calls) -> float:
+            return round(percentile([key(c) for c in calls], 50) or 0.0, 3)
+
+        waits: dict[str, float] = {}
+        for kind in sorted({k for c in calls for k in c["waits_s"]}):
+            waits[kind] = round(percentile([float(c["waits_s"].get(kind, 0.0)) for c in calls], 50) or 0.0, 3)
+        out.append({"row": name, "stage": stage, "calls": len(calls),
+                    "wall_s": median(lambda c: c["wall_s"]), "waits_s": waits,
+                    "overhead_s": median(lambda c: c["overhead_s"]),
+                    "overhead_max_s": round(max(c["overhead_s"] for c in calls), 3)})
+    order = {s: i for i, s in enumerate(OVERHEAD_STAGES)}
+    return sorted(out, key=lambda o: (order.get(o["stage"], 99), o["row"]))
+
+
+def help_cold_start(runs: int) -> dict[str, Any]:
+    """`bgci --help` in a new process each time: hyperfine when installed, else a timed loop.
+
+    ``python -c pass`` is timed the same way: the interpreter's own start (with its site-packages)
+    is the floor any Python CLI pays here."""
+    argv = [*bgci_argv(), "--help"]
+    floor = [sys.executable, "-c", "pass"]
+    hyperfine = shutil.which("hyperfine")
+    if hyperfine:
+        out = {}
+        for key, cmd in (("bgci_help", argv), ("python_floor", floor)):
+            proc = subprocess.run([hyperfine, "-N", "--warmup", "3", "--runs", str(runs),
+                                   "--export-json", "/dev/stdout", "--style", "none", " ".join(cmd)],
+                                  capture_output=True, text=True, check=True, env=clean_env())
+            data = json.loads(proc.stdout[proc.stdout.index("{"):])["results"][0]
+            out[key] = {name: round(data[field] * 1000, 1) for name, field in (
+                ("mean_ms", "mean"), ("median_ms", "median"), ("min_ms", "min"), ("stddev_ms", "stddev"))}
+        return {"tool": "hyperfine", "runs": runs, **out}
+    out = {}
+    for key, cmd in (("bgci_help", argv), ("python_floor", floor)):
+        times = []
+        for i in range(runs + 3):
+            began = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True, env=clean_env())
+            if i >= 3:  # warm-up runs
+                times.append((time.perf_counter() - began) * 1000)
+        out[key] = {"mean_ms": round(sum(times) / len(times), 1),
+                    "median_ms": round(percentile(times, 50) or 0, 1), "min_ms": round(min(times), 1)}
+    return {"tool": "timed loop", "runs": runs, **out}
+
+
+def _parallel(fn: Callable[[Project], Any], projects: list[Project], workers: int) -> float:
+    """Run ``fn`` for every project at once (``workers`` at a time); the wall time it took."""
+    began = time.time()
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for future in [pool.submit(fn, p) for p in projects]:
+            future.result()
+    return time.time() - began
+
+
+def scale(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
+    """deploy-green + switch of 1, 4, 16... apps at once (each app a pipeline of its own)."""
+    biggest = max(sizes)
+    projects = []
+    for k in range(biggest):
+        app = f"bench-scale-{ctx.run_id}-{k}"
+        project = Project(ctx.work / "scale" / app, project_config(app, row, ctx), ctx.res)
+        ctx.res.add(f"bgci app {app}", project.down)
+        projects.append(project)
+    live: dict[str, str] = {}
+
+    def first(p: Project) -> None:
+        p.bgci("deploy-green", "--image", release(ctx, row, "v1"))
+        p.bgci("verify")
+        p.bgci("switch")
+        live[p.app] = "v1"
+
+    result: dict[str, Any] = {"row": row.name, "unit": "apps", "sizes": []}
+    try:
+        say(f"scale: deploying v1 live on {biggest} apps ({row.name}), 4 at a time")
+        _parallel(first, projects, 4)
+        for size in sizes:
+            group = projects[:size]
+            marks = {p.app: len(p.calls) for p in group}
+
+            def green(p: Project) -> None:
+                live[p.app] = "v2" if live[p.app] == "v1" else "v1"
+                p.bgci("deploy-green", "--image", release(ctx, row, live[p.app]))
+
+            say(f"scale: {size} app(s) at once: deploy-green, verify, switch")
+            deploy_wall = _parallel(green, group, size)
+            verify_wall = _parallel(lambda p: p.bgci("verify"), group, size)
+            switch_wall = _parallel(lambda p: p.bgci("switch"), group, size)
+            calls = [c for p in group for c in p.calls[marks[p.app]:]]
+
+            def per_app(stage: str, calls: list[Any] = calls) -> float:
+                return round(percentile([c.wall for c in calls if c.stage == stage], 50) or 0.0, 2)
+
+            result["sizes"].append({
+                "apps": size, "deploy_green_wall_s": round(deploy_wall, 2),
+                "verify_wall_s": round(verify_wall, 2), "switch_wall_s": round(switch_wall, 2),
+                "deploy_green_plus_switch_s": round(deploy_wall + switch_wall, 2),
+                "per_app_deploy_green_s": per_app("deploy-green"), "per_app_switch_s": per_app("switch"),
+                "overhead_median_s": round(percentile([c.overhead for c in calls], 50) or 0.0, 3)})
+    except BgciFailed as exc:
+        result["failure"] = str(exc)
+        say(f"scale: FAILED: {str(exc)[:400]}")
+    finally:
+        for project in projects:
+            ctx.res.release(f"bgci app {project.app}")
+        _parallel(lambda p: p.down(), projects, 4)
+    base = result["sizes"][0]["deploy_green_plus_switch_s"] if result["sizes"] else 0
+    for entry in result["sizes"]:
+        entry["ratio_vs_1"] = round(entry["deploy_green_plus_switch_s"] / base, 2) if base else None
+        entry["ratio_per_app"] = (round(entry["ratio_vs_1"] / entry["apps"], 2)
+                                  if entry["ratio_vs_1"] else None)
+    return result

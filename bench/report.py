@@ -1,0 +1,206 @@
+"""The benchmark's results as a Markdown table, the targets we publish, and a PNG chart."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+TARGETS = {
+    "lost": "0 requests lost in every bgci row",
+    "cutover": "switch to 100% new colour within 100 ms of the command's decision",
+    "help": "`bgci --help` under 150 ms",
+    "overhead": "bgci overhead per stage under 1 s",
+}
+CUTOVER_MS, HELP_MS, OVERHEAD_S = 100.0, 150.0, 1.0
+
+
+def _f(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def bgci_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in results["rows"] if r["kind"] == "bgci" and "sent" in r]
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target: what was achieved, met or not, and by how much it was missed."""
+    out = []
+    rows = bgci_rows(results)
+    lossy = [f"{r['name']}: {r['lost']}" for r in rows if r["lost"]]
+    if rows:
+        out.append({"target": TARGETS["lost"], "met": not lossy,
+                    "achieved": ("; ".join(lossy) if lossy else
+                                 f"0 of {sum(r['sent'] for r in rows):,} requests lost over "
+                                 f"{len(rows)} rows")})
+    worst = []
+    for r in rows:
+        for name in ("switch", "rollback"):
+            m = r["latency"][name]["cutover_ms"]["max"]
+            if m is not None:
+                worst.append((m, f"{r['name']} {name}", r["latency"][name]["cutover_ms"]["median"]))
+    if worst:
+        m, where, _ = max(worst)
+        medians = ", ".join(f"{w} {_f(med)} ms" for _, w, med in worst)
+        out.append({"target": TARGETS["cutover"], "met": m <= CUTOVER_MS,
+                    "achieved": f"worst {_f(m)} ms ({where}); medians: {medians}",
+                    "missed_by": None if m <= CUTOVER_MS else
+                    f"{_f(m - CUTOVER_MS)} ms ({m / CUTOVER_MS:.1f}x)"})
+    help_ms = (results.get("help") or {}).get("bgci_help", {}).get("mean_ms")
+    if help_ms is not None:
+        floor = results["help"]["python_floor"]["mean_ms"]
+        out.append({"target": TARGETS["help"], "met": help_ms <= HELP_MS,
+                    "achieved": f"{_f(help_ms)} ms mean (the interpreter alone: {_f(floor)} ms)",
+                    "missed_by": None if help_ms <= HELP_MS else
+                    f"{_f(help_ms - HELP_MS)} ms ({help_ms / HELP_MS:.1f}x)"})
+    over = [o for o in results.get("overhead", []) if o["stage"] != "build"]
+    if over:
+        worst_o = max(over, key=lambda o: o["overhead_s"])
+        worst_max = max(over, key=lambda o: o["overhead_max_s"])
+        out.append({"target": TARGETS["overhead"], "met": worst_o["overhead_s"] <= OVERHEAD_S,
+                    "achieved": (f"worst median {worst_o['overhead_s']:.2f} s ({worst_o['row']} "
+                                 f"{worst_o['stage']}); worst single call "
+                                 f"{worst_max['overhead_max_s']:.2f} s "
+                                 f"({worst_max['row']} {worst_max['stage']})"),
+                    "missed_by": None if worst_o["overhead_s"] <= OVERHEAD_S else
+                    f"{worst_o['overhead_s'] - OVERHEAD_S:.2f} s"})
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["settings"]
+    m = results["machine"]
+    la = results["load_average"]
+    lines = [
+        f"# bgci benchmark: {results['started']}",
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['os']}, Python {m['python']}, docker {m['docker']}; "
+        f"load average (1/5/15 min) {' / '.join(map(str, la['start']))} at the start, "
+        f"{' / '.join(map(str, la['end']))} at the end. bgci {m['bgci']} ({m['commit']}).",
+        f"Load: {s['connections']} keep-alive clients x {s['rate']:g} requests/s each, two `GET /version` "
+        "per `POST /echo`, no retries, 5 s timeout, loopback only. "
+        f"{s['cycles']} switch + rollback cycles per row; whole run {results['seconds'] / 60:.1f} min "
+        f"(`{results['command']}`).",
+        "",
+        "## Requests lost during switch + rollback cycles",
+        "",
+        "| row | cycles | requests | lost | lost % | p50 ms | p99 ms | p99 around switch ms "
+        "| cut-over after decision, median / max ms |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["rows"]:
+        if "sent" not in r:
+            continue
+        cut = [r["latency"][n]["cutover_ms"] for n in ("switch", "rollback")]
+        med = max((c["median"] for c in cut if c["median"] is not None), default=None)
+        mx = max((c["max"] for c in cut if c["max"] is not None), default=None)
+        pct = 100 * r["lost"] / r["sent"] if r["sent"] else 0.0
+        lines.append(f"| {r['name']} | {r['cycles']} | {r['sent']:,} | **{r['lost']:,}** | {pct:.2f} "
+                     f"| {_f(r['p50_ms'], 1)} | {_f(r['p99_ms'], 1)} | {_f(r['p99_around_switch_ms'], 1)} "
+                     f"| {_f(med)} / {_f(mx)} |")
+    skipped = [r for r in results["rows"] if "sent" not in r]
+    for r in skipped:
+        lines.append(f"\n- {r['name']}: not measured: {r.get('skipped') or r.get('failure', '')[:300]}")
+    failed = [r for r in results["rows"] if "sent" in r and r.get("failure")]
+    for r in failed:
+        lines.append(f"\n- {r['name']}: stopped early: {r['failure'][:300]}")
+    lines += [
+        "",
+        "## Switch and rollback latency (median over the cycles, ms from the start of the command)",
+        "",
+        "| row | switch: decision | first new | last old | command | rollback: decision | first new "
+        "| last old | command |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results["rows"]:
+        if "sent" not in r:
+            continue
+        cells = []
+        for n in ("switch", "rollback"):
+            lat = r["latency"][n]
+            keys = ("decision_ms", "first_new_ms", "last_old_ms", "command_ms")
+            cells += [_f(lat[k]["median"]) for k in keys]
+        lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
+    lines += ["", "## bgci's own overhead per stage (median wall time minus waits on the app, engine and "
+              "router)", "",
+              "| stage | row | calls | wall s | waits s | overhead s | worst s |",
+              "|---|---|---:|---:|---|---:|---:|"]
+    for o in results.get("overhead", []):
+        waits = ", ".join(f"{k} {v:.2f}" for k, v in o["waits_s"].items()) or "-"
+        lines.append(f"| {o['stage']} | {o['row']} | {o['calls']} | {o['wall_s']:.2f} | {waits} "
+                     f"| **{o['overhead_s']:.2f}** | {o['overhead_max_s']:.2f} |")
+    h = results.get("help")
+    if h:
+        lines += ["", f"`bgci --help` cold start ({h['tool']}, {h['runs']} runs): mean "
+                  f"**{h['bgci_help']['mean_ms']:.0f} ms**, median {h['bgci_help']['median_ms']:.0f} ms; "
+                  f"the interpreter alone (`python -S -c pass`): {h['python_floor']['mean_ms']:.0f} ms."]
+    sc = results.get("scale")
+    if sc and sc.get("sizes"):
+        lines += ["", f"## How cost grows ({sc['row']}, N apps deployed at once, each its own pipeline)", "",
+                  "| apps | deploy-green s | switch s | deploy-green + switch s | x vs 1 app | x per app "
+                  "| per-app deploy-green s | per-app switch s |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for e in sc["sizes"]:
+            lines.append(f"| {e['apps']} | {e['deploy_green_wall_s']:.1f} | {e['switch_wall_s']:.1f} "
+                         f"| {e['deploy_green_plus_switch_s']:.1f} | {_f(e['ratio_vs_1'], 2)} "
+                         f"| {_f(e['ratio_per_app'], 2)} | {e['per_app_deploy_green_s']:.1f} "
+                         f"| {e['per_app_switch_s']:.1f} |")
+        if sc.get("failure"):
+            lines.append(f"\nstopped early: {sc['failure'][:300]}")
+    lines += ["", "## Targets", "", "| target | achieved | met |", "|---|---|---|"]
+    for t in results.get("targets", []):
+        verdict = "yes" if t["met"] else f"**no**, missed by {t.get('missed_by') or 'see achieved'}"
+        lines.append(f"| {t['target']} | {t['achieved']} | {verdict} |")
+    if results.get("notes"):
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: dict[str, Any], path: Path) -> bool:
+    """Requests lost per row, and failures and p99 latency around the decision; False without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    rows = [r for r in results["rows"] if "sent" in r]
+    if not rows:
+        return False
+    fig, axes = plt.subplots(3, 1, figsize=(11, 12), gridspec_kw={"height_ratios": [1.1, 1, 1]})
+    bars, fail_ax, lat_ax = axes
+    names = [r["name"] for r in rows]
+    lost = [r["lost"] for r in rows]
+    colours = ["tab:green" if r["kind"] == "bgci" else "tab:red" for r in rows]
+    bars.barh(names, [max(v, 0.5) for v in lost], color=colours)
+    bars.set_xscale("log")
+    bars.invert_yaxis()
+    for i, v in enumerate(lost):
+        bars.text(max(v, 0.5) * 1.1, i, f"{v:,} of {rows[i]['sent']:,}", va="center", fontsize=9)
+    bars.set_xlim(0.4, max(max(lost) * 8, 10))
+    bars.set_title(f"Requests lost over {results['settings']['cycles']} switch + rollback cycles "
+                   "(green: bgci, red: baselines; log scale, 0 drawn at 0.5)")
+    for r in rows:
+        s = r["series"]
+        style = "-" if r["kind"] == "bgci" else "--"
+        pct = [100 * f / n if n else None for f, n in zip(s["failed"], s["sent"], strict=True)]
+        fail_ax.plot(s["t"], pct, style, label=r["name"], linewidth=1.4)
+        lat_ax.plot(s["t"], s["p99_ms"], style, label=r["name"], linewidth=1.4)
+    for ax in (fail_ax, lat_ax):
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlabel("seconds from the decision (bgci: router told to switch; baselines: command start)")
+        ax.grid(alpha=0.3)
+    fail_ax.set_ylabel("% of requests failed")
+    fail_ax.set_title("Failed requests around the switch (100 ms bins, all switches and rollbacks)")
+    fail_ax.legend(fontsize=8, loc="upper right")
+    lat_ax.set_yscale("log")
+    lat_ax.set_ylabel("p99 latency, ms (successful requests)")
+    lat_ax.set_title("p99 latency around the switch")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

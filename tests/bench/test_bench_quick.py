@@ -1,0 +1,97 @@
+"""The benchmark runs whole with tiny sizes: its result files have the published structure, the bgci
+row loses no request where stopping and starting a container does, and it leaves nothing behind."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+ENV_FILE = Path("/var/cache/bgci/env")
+HINT = "run `bash scripts/test-env.sh` as root first (it starts dockerd and builds the test images)"
+ROWS = ("bgci haproxy (docker)", "stop old, start new (same port)")
+
+
+def engine_or_fail() -> None:
+    import docker
+
+    try:
+        client = docker.from_env(timeout=30)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except Exception as exc:  # any failure to reach the engine is the finding
+        pytest.fail(f"no docker engine: {exc}; {HINT}", pytrace=False)
+    if not ENV_FILE.exists():
+        pytest.fail(f"{ENV_FILE} is missing: {HINT}", pytrace=False)
+
+
+def leftovers(run_id: str) -> list[str]:
+    import docker
+
+    client = docker.from_env(timeout=30)
+    try:
+        found = [c.name for c in client.containers.list(all=True) if run_id in c.name]
+        found += [n.name for n in client.networks.list() if run_id in n.name]
+        found += [v.name for v in client.volumes.list() if run_id in v.name]
+        return found
+    finally:
+        client.close()
+
+
+def test_the_quick_benchmark_writes_its_results_and_bgci_loses_nothing(tmp_path: Path) -> None:
+    engine_or_fail()
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "run.py"), "--quick", "--rows", "haproxy,stop-start",
+         "--scale", "", "--help-runs", "2", "--out", str(tmp_path)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False)
+    output = (proc.stdout + proc.stderr)[-6000:]
+    assert proc.returncode == 0, output
+
+    results_files = sorted(tmp_path.glob("*.json"))
+    assert len(results_files) == 1, output
+    results = json.loads(results_files[0].read_text())
+    assert results["settings"]["cycles"] == 1 and results["settings"]["quick"] is True
+    assert len(results["load_average"]["start"]) == 3 and len(results["load_average"]["end"]) == 3
+    assert results["cleanup_problems"] == []
+    rows = {row["name"]: row for row in results["rows"]}
+    assert set(rows) == set(ROWS), rows.keys()
+    for row in rows.values():
+        assert "failure" not in row and "skipped" not in row, row
+        assert row["cycles"] == 1 and row["sent"] > 0 and row["posts"] > 0
+        assert [e["name"] for e in row["events"]] == ["switch", "rollback"]
+        assert all(e["ok"] and e["first_new_ms"] is not None for e in row["events"]), row["events"]
+        assert row["p50_ms"] is not None and row["p99_ms"] >= row["p50_ms"]
+        assert len(row["series"]["t"]) == len(row["series"]["failed"]) == len(row["series"]["p99_ms"])
+    bgci, baseline = rows[ROWS[0]], rows[ROWS[1]]
+    assert bgci["lost"] == 0, bgci["error_samples"]
+    assert baseline["lost"] > 0  # the gap between stop and start is there to see
+    for event in bgci["events"]:  # the router is told before the new colour answers
+        assert event["decision_ms"] <= event["first_new_ms"] <= event["command_ms"]
+
+    stages = {o["stage"] for o in results["overhead"] if o["row"] == ROWS[0]}
+    assert stages == {"deploy-green", "verify", "switch", "rollback"}
+    for o in results["overhead"]:
+        assert o["calls"] > 0 and o["overhead_s"] <= o["wall_s"]
+    assert results["help"]["bgci_help"]["mean_ms"] > results["help"]["python_floor"]["min_ms"] > 0
+    targets = {t["target"]: t for t in results["targets"]}
+    assert targets["0 requests lost in every bgci row"]["met"] is True
+    assert len(targets) == 4
+
+    table = (tmp_path / "latest.md").read_text()
+    for heading in ("## Requests lost", "## Switch and rollback latency", "## bgci's own overhead",
+                    "## Targets"):
+        assert heading in table
+    assert all(name in table for name in ROWS)
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "latest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    assert leftovers(results["run_id"]) == []
