@@ -41,7 +41,8 @@ class BuildConfig:
 
 @dataclass
 class PlatformConfig:
-    kind: str = field(default="docker", metadata=meta("where colours run", ("docker", "process")))
+    kind: str = field(default="docker", metadata=meta("where colours run",
+                                                      ("docker", "process", "swarm")))
     port: int = field(default=8000, metadata=meta("port the app listens on in its container"))
     env: dict[str, str] = field(default_factory=dict, metadata=meta("extra app environment"))
     command: str = field(default="", metadata=meta("process platform: command with {port}"))

@@ -64,4 +64,8 @@ def make_platform(config: Config) -> Platform:
         from bgci.platforms.process import ProcessPlatform
 
         return ProcessPlatform(config)
+    if config.platform.kind == "swarm":
+        from bgci.platforms.swarm import SwarmPlatform
+
+        return SwarmPlatform(config)
     raise AssertionError(f"unvalidated platform.kind {config.platform.kind!r}")

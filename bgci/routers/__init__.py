@@ -55,6 +55,15 @@ class RouterHost(Protocol):
         """Stop the router; its files stay, so the next start keeps the live colour."""
 
 
+def dns_names(host: RouterHost) -> dict[Colour, str]:
+    """colour -> ``name:port`` that a router on ``host`` resolves by itself, continuously, to reach
+    that colour's instances (the swarm host: DNS round-robin over a service's tasks). Empty where
+    each colour has one fixed address, given through ``Router.set_backend``. An optional
+    ``dns_names`` attribute of the host: hosts without it need not know it exists."""
+    names = getattr(host, "dns_names", None)
+    return {c: str(n) for c, n in names.items()} if isinstance(names, Mapping) else {}
+
+
 class Router(Protocol):
     """Live and preview traffic for one app."""
 

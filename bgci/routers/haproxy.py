@@ -8,6 +8,12 @@ to the files HAProxy starts from, so a restarted router comes back with the same
 In a container the runtime API listens on the container's loopback and is reached through the
 engine; as a local process (process platform) it is a unix socket (mode 0600) beside its files,
 spoken to directly.
+
+Where the router host names each colour by DNS (the swarm platform: a service name that resolves
+to its tasks), each colour's backend is a ``server-template`` of DNS_SLOTS servers that HAProxy's
+resolver fills from the name's A records every second, with TCP checks: the router follows tasks
+that Swarm starts, stops or moves without bgci running. bgci then only puts a colour's servers in
+or out of maintenance.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from bgci.errors import InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.platforms import Platform
-from bgci.routers import RouterHost, RouterSpec
+from bgci.routers import RouterHost, RouterSpec, dns_names
 
 DEFAULT_IMAGE = "haproxy:2.8"
 DIR = "bgci-haproxy"  # the router's files, under RouterHost.path (/etc/bgci-haproxy in a container)
@@ -33,6 +39,7 @@ ADMIN_PORT = 9999  # on the router container's own loopback: reachable only thro
 ADMIN_SOCKET = f"{DIR}/admin.sock"
 LIVE_PORT, PREVIEW_PORT = 8080, 8081
 TEMPLATE_VERSION = "1"
+DNS_SLOTS = 32  # servers per colour resolved by DNS: the most tasks a colour may run unchanged
 
 # bash is in the official (Debian-based) image; the command text travels as "$1", never spliced.
 _ADMIN = (
@@ -42,14 +49,20 @@ _ADMIN = (
 
 def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/colour.map", *,
                   live_bind: str = f":{LIVE_PORT}", preview_bind: str = f":{PREVIEW_PORT}",
-                  local: bool = False) -> str:
-    """haproxy.cfg for the given colour -> ``host:port`` addresses (defaults: in a container)."""
+                  local: bool = False, dns: Mapping[Colour, str] | None = None,
+                  slots: int = DNS_SLOTS) -> str:
+    """haproxy.cfg for the given colour -> ``host:port`` addresses (defaults: in a container).
+
+    With ``dns`` (colour -> ``name:port``) each colour is a template of ``slots`` servers that
+    HAProxy resolves itself; a colour absent from ``backends`` starts in maintenance.
+    """
     admin = (f"unix@{ADMIN_SOCKET} mode 600 level admin" if local
              else f"ipv4@127.0.0.1:{ADMIN_PORT} level admin")
     lines = [
         "global",
         f"    stats socket {admin}",
         "    stats timeout 10s",
+        *(_RESOLVERS if dns else []),
         "defaults",
         "    mode http",
         "    timeout connect 5s",
@@ -69,13 +82,37 @@ def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/c
     ]
     for colour in COLOURS:
         address = backends.get(colour)
-        server = f"server app {address}" if address else "server app 127.0.0.1:1 disabled"
+        server = [f"server app {address}" if address else "server app 127.0.0.1:1 disabled"]
+        if dns:
+            # a task gone between two resolutions: its connection fails, the request goes elsewhere
+            server = ["option redispatch", "retries 3",
+                      f"server-template app 1-{slots} {dns[colour]} resolvers bgci init-addr none "
+                      f"resolve-prefer ipv4 check inter 1s fall 2 rise 1"
+                      f"{'' if address else ' disabled'}"]
         lines += [
             f"backend be_{colour}",
             f"    http-response set-header X-Bgci-Color {colour}",
-            f"    {server}",
+            *(f"    {line}" for line in server),
         ]
     return "\n".join(lines) + "\n"
+
+
+# Docker's embedded DNS (127.0.0.11, from the task's resolv.conf) asked every second; a name
+# with no task (NXDOMAIN) empties the colour's servers after a second too.
+_RESOLVERS = [
+    "resolvers bgci",
+    "    parse-resolv-conf",
+    "    accepted_payload_size 8192",
+    "    resolve_retries 3",
+    "    timeout resolve 1s",
+    "    timeout retry 1s",
+    "    hold valid 1s",
+    "    hold obsolete 1s",
+    "    hold nx 1s",
+    "    hold other 1s",
+    "    hold refused 1s",
+    "    hold timeout 1s",
+]
 
 
 def render_map(live: Colour | None) -> str:
@@ -106,9 +143,12 @@ class HAProxyRouter:
         self.preview_url = _url(preview_host, preview_port, public)
         image = config.router.image or DEFAULT_IMAGE
         ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
-        fingerprint = hashlib.sha256(
-            repr((image, sorted(ports.items()), TEMPLATE_VERSION)).encode()
-        ).hexdigest()[:16]
+        self.dns = dns_names(self.host)
+        self.slots = max(DNS_SLOTS, config.platform.replicas)
+        facts: tuple[object, ...] = (image, sorted(ports.items()), TEMPLATE_VERSION)
+        if self.dns:
+            facts += (sorted(self.dns.items()), self.slots)
+        fingerprint = hashlib.sha256(repr(facts).encode()).hexdigest()[:16]
         self.spec = RouterSpec(
             name=f"bgci-{config.app}-router",
             image=image,
@@ -197,14 +237,19 @@ class HAProxyRouter:
     def _files(self, live: Colour | None) -> dict[str, bytes]:
         config = render_config(self._backends, self.map, local=self.host.local,
                                live_bind=self.host.bind(self.spec, LIVE_PORT),
-                               preview_bind=self.host.bind(self.spec, PREVIEW_PORT))
+                               preview_bind=self.host.bind(self.spec, PREVIEW_PORT),
+                               dns=self.dns or None, slots=self.slots)
         return {self.cfg: config.encode(), self.map: render_map(live).encode()}
 
     def _sync_servers(self) -> None:
         commands = []
         for colour in COLOURS:
             address = self._backends.get(colour)
-            if address:
+            if self.dns:  # the addresses come from DNS: only in or out of maintenance
+                state = "ready" if address else "maint"
+                commands += [f"set server be_{colour}/app{i} state {state}"
+                             for i in range(1, self.slots + 1)]
+            elif address:
                 host, port = split_address(address)
                 commands += [f"set server be_{colour}/app addr {host} port {port}",
                              f"set server be_{colour}/app state ready"]

@@ -33,6 +33,7 @@ from e2e_support import (
     make_project,
     test_env,
 )
+from e2e_swarm import SwarmTarget, single_node_swarm
 
 # The empty image bgci makes its state and lock containers from (bgci/platforms/docker.py).
 STATE_IMAGE = "bgci/state:1"
@@ -41,6 +42,7 @@ STATE_IMAGE = "bgci/state:1"
 PLATFORMS = [
     pytest.param("docker", marks=pytest.mark.docker, id="docker"),
     pytest.param("process", marks=pytest.mark.process, id="process"),
+    pytest.param("swarm", marks=[pytest.mark.docker, pytest.mark.swarm], id="swarm"),
 ]
 
 
@@ -120,6 +122,14 @@ def process_releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proce
         releases.cleanup()
 
 
+# -- swarm ------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def swarm_manager(docker_client: Any) -> Iterator[Any]:
+    """The engine as a single-node swarm manager for the session (left as it was found)."""
+    with single_node_swarm(docker_client):
+        yield docker_client
+
+
 # -- the platform under test ------------------------------------------------------------------
 def _open_target(kind: str, request: pytest.FixtureRequest) -> Target:
     if kind == "docker":
@@ -127,6 +137,9 @@ def _open_target(kind: str, request: pytest.FixtureRequest) -> Target:
                             request.getfixturevalue("docker_releases"))
     if kind == "process":
         return ProcessTarget(request.getfixturevalue("process_releases"))
+    if kind == "swarm":
+        return SwarmTarget(request.getfixturevalue("swarm_manager"),
+                           request.getfixturevalue("docker_releases"))
     raise AssertionError(f"no e2e target for platform {kind!r}")
 
 
