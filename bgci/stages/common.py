@@ -76,6 +76,9 @@ def confirm(d: Deployment, colour: Colour) -> Check:
         except requests.RequestException as exc:
             key = type(exc).__name__
         seen[key] = seen.get(key, 0) + 1
+        if key != colour:
+            # the verdict is in; each further request would be a user's sent to a failing colour
+            break
     seconds = time.monotonic() - started
     summary = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()))
     if seen.get(colour, 0) == count:
@@ -83,7 +86,7 @@ def confirm(d: Deployment, colour: Colour) -> Check:
                      f"{count}/{count} new requests through {d.router.live_url} reached {colour}")
     return Check("switch confirmation", "failed", seconds,
                  f"expected all {count} requests through {d.router.live_url} to reach {colour}; "
-                 f"saw {summary}")
+                 f"saw {summary} (stopped at the first that did not)")
 
 
 @waits_on("router")

@@ -28,7 +28,10 @@ def deploy_green(d: Deployment, result: StageResult, image: str,
             raise Refused(f"{release.short} is quarantined: {reason}",
                           "fix and rebuild, or pass --allow-quarantined if you really mean it")
         current = view.running(idle)
-        if current and current.release.digest == release.digest and state.candidate == idle:
+        recorded = state.release_of(idle)
+        # the state must say so too: a run killed right after starting it never recorded nor routed it
+        if (current and current.release.digest == release.digest and state.candidate == idle
+                and recorded is not None and recorded.digest == release.digest):
             d.log.info(f"{idle} already runs {release.short}: checking its health only")
         else:
             run_hook(d, "pre_deploy", result, release, idle)

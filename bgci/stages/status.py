@@ -51,6 +51,7 @@ def status(d: Deployment, result: StageResult, *, history: int = 10) -> StageRes
     lock = d.store.current_lock()
     result.extra["status"] = {
         "app": d.config.app, "router": router_state, "live": live,
+        "previous": state.previous,  # the rollback target (None: nothing to roll back to)
         "live_url": router.live_url, "preview_url": router.preview_url, "colours": colours,
         "lock": lock.to_dict() if lock else None,
         "quarantined": state.quarantined,
