@@ -54,11 +54,35 @@ class PlatformConfig:
 
 @dataclass
 class RouterConfig:
-    kind: str = field(default="haproxy", metadata=meta("the router", ("haproxy", "traefik")))
+    kind: str = field(default="haproxy", metadata=meta(
+        "the router", ("haproxy", "traefik", "nginx", "caddy")))
     listen: str = field(default="127.0.0.1:8080", metadata=meta("live address host:port"))
     preview: str = field(default="127.0.0.1:8081", metadata=meta("idle-colour address host:port"))
     managed: bool = field(default=True, metadata=meta("bgci starts and owns the router"))
     image: str = field(default="", metadata=meta("managed router image on docker"))
+    # managed = false: where bgci finds a router the user runs (only the keys of router.kind; see
+    # ROUTER_ATTACH_KEYS); relative paths start in the config file's directory
+    admin_socket: str = field(default="", metadata=meta(
+        "haproxy, managed = false: HAProxy's runtime API at admin level: a unix socket path, or "
+        "host:port of a TCP stats socket"))
+    map_file: str = field(default="", metadata=meta(
+        "haproxy, managed = false: the map file your use_backend rule reads, as haproxy.cfg names "
+        "it; bgci sets it at runtime and rewrites the file"))
+    config_dir: str = field(default="", metadata=meta(
+        "traefik, managed = false: the directory Traefik's file provider watches; bgci writes only "
+        "bgci-<app>.yml there"))
+    admin_url: str = field(default="", metadata=meta(
+        "traefik / caddy, managed = false: Traefik's API (e.g. http://127.0.0.1:8080) or Caddy's "
+        "admin API (http://127.0.0.1:2019 or unix//path/to/admin.sock)"))
+    include_file: str = field(default="", metadata=meta(
+        "nginx, managed = false: the file bgci owns, included in your nginx.conf's http {} block"))
+    reload_command: str = field(default="", metadata=meta(
+        "nginx, managed = false: graceful reload (default: nginx -s reload)"))
+    check_command: str = field(default="", metadata=meta(
+        "nginx, managed = false: config test run before every reload (default: nginx -t)"))
+    client_keepalive: bool = field(default=True, metadata=meta(
+        "nginx / caddy: keep idle client connections open between requests; false = one request "
+        "per connection, so that a reload closes no idle connection under a client"))
 
 
 @dataclass
@@ -361,6 +385,7 @@ def _check_values(config: Config) -> None:
         )
     _choice(config, "platform.kind", config.platform.kind)
     _choice(config, "router.kind", config.router.kind)
+    _check_router(config)
     for name in HOOK_NAMES:
         _choice(config, f"hooks.{name}.run_in", getattr(config.hooks, name).run_in)
     _choice(config, "hooks.on_failure.run_in", config.hooks.on_failure.run_in)
@@ -393,6 +418,56 @@ def _check_values(config: Config) -> None:
         raise ConfigError(f"{src}: health.status must be an HTTP status code, got {config.health.status}")
     if not 1 <= config.platform.port <= 65535:
         raise ConfigError(f"{src}: platform.port must be 1-65535, got {config.platform.port}")
+
+
+# router.managed = false: the keys that attach bgci to each kind of router (required, optional)
+ROUTER_ATTACH_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "haproxy": (("admin_socket", "map_file"), ()),
+    "traefik": (("config_dir", "admin_url"), ()),
+    "nginx": (("include_file",), ("reload_command", "check_command")),
+    "caddy": (("admin_url",), ()),
+}
+_RELOADING_ROUTERS = ("nginx", "caddy")  # each change is a reload: router.client_keepalive applies
+
+
+def _check_router(config: Config) -> None:
+    """The attach keys of router.kind when managed = false, and no key another kind uses."""
+    src, router = config.source, config.router
+    required, optional = ROUTER_ATTACH_KEYS[router.kind]
+    allowed = set() if router.managed else {*required, *optional}
+    mode = "managed = true" if router.managed else "managed = false"
+    for key in sorted({k for keys in ROUTER_ATTACH_KEYS.values() for k in (*keys[0], *keys[1])}):
+        if getattr(router, key) and key not in allowed:
+            users = [kind for kind, keys in ROUTER_ATTACH_KEYS.items() if key in (*keys[0], *keys[1])]
+            raise ConfigError(
+                f"{src}: router.{key} is not used with router.kind = {router.kind!r} and {mode}: "
+                f"it attaches bgci to a router you run ({' or '.join(users)}, managed = false)",
+                f"remove router.{key}" + (f"; with {mode} {router.kind} reads: "
+                                           f"{', '.join('router.' + k for k in sorted(allowed))}"
+                                           if allowed else ""))
+    if not router.managed:
+        for key in required:
+            if not getattr(router, key):
+                raise ConfigError(
+                    f"{src}: router.{key} is required with router.kind = {router.kind!r} and "
+                    "managed = false (bgci attaches to the router you run through it)",
+                    f"set router.{key}; see docs/routers.md")
+    if not router.client_keepalive and router.kind not in _RELOADING_ROUTERS:
+        raise ConfigError(f"{src}: router.client_keepalive is only for router.kind = "
+                          f"{' or '.join(repr(k) for k in _RELOADING_ROUTERS)}; {router.kind} switches "
+                          "without a reload and closes no idle connection", "remove it")
+    if router.kind == "caddy" and router.admin_url:
+        _url_or_socket(src, "router.admin_url", router.admin_url, unix=True)
+    if router.kind == "traefik" and router.admin_url:
+        _url_or_socket(src, "router.admin_url", router.admin_url, unix=False)
+
+
+def _url_or_socket(source: str, key: str, value: str, *, unix: bool) -> None:
+    if value.startswith("http://") or (unix and value.startswith("unix/")):
+        return
+    raise ConfigError(f"{source}: {key} = {value!r} must be an http:// URL"
+                      + (" or unix//path/to/admin.sock" if unix else ""),
+                      "e.g. http://127.0.0.1:2019")
 
 
 def _get(config: Config, dotted: str) -> Any:

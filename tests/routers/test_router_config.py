@@ -1,0 +1,99 @@
+"""The [router] keys that attach bgci to a router the user runs: each kind takes its own keys,
+a missing one or one of another kind is a configuration error (exit 2) that names the key. And
+what the nginx and Caddy routers generate, read back as the colour it names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bgci.config import ROUTER_ATTACH_KEYS, load_config
+from bgci.errors import ConfigError
+from bgci.routers.caddy import render_servers, route_colour
+from bgci.routers.nginx import render_main, render_site, site_facts
+
+
+def load(tmp_path: Path, router: str) -> None:
+    (tmp_path / "bgci.toml").write_text(f'app = "shop"\n[router]\n{router}\n')
+    load_config(str(tmp_path / "bgci.toml"), cwd=tmp_path, environ={})
+
+
+ATTACHED = {
+    "haproxy": 'admin_socket = "/run/haproxy/admin.sock"\nmap_file = "/etc/haproxy/bgci-shop.map"',
+    "traefik": 'config_dir = "/etc/traefik/dynamic"\nadmin_url = "http://127.0.0.1:8080"',
+    "nginx": 'include_file = "/etc/nginx/conf.d/bgci-shop.conf"',
+    "caddy": 'admin_url = "unix//run/caddy/admin.sock"',
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ATTACHED))
+def test_each_kind_attaches_with_its_own_keys(tmp_path: Path, kind: str) -> None:
+    load(tmp_path, f'kind = "{kind}"\nmanaged = false\n{ATTACHED[kind]}')
+
+
+@pytest.mark.parametrize("kind", sorted(ATTACHED))
+def test_a_missing_attach_key_is_named(tmp_path: Path, kind: str) -> None:
+    required = ROUTER_ATTACH_KEYS[kind][0]
+    for key in required:
+        kept = "\n".join(line for line in ATTACHED[kind].splitlines() if not line.startswith(key))
+        with pytest.raises(ConfigError) as caught:
+            load(tmp_path, f'kind = "{kind}"\nmanaged = false\n{kept}')
+        assert caught.value.exit_code == 2
+        assert f"router.{key} is required" in str(caught.value)
+
+
+@pytest.mark.parametrize(("kind", "line", "key"), [
+    ("nginx", 'admin_socket = "/run/haproxy.sock"', "admin_socket"),
+    ("haproxy", 'include_file = "x.conf"', "include_file"),
+    ("caddy", 'config_dir = "dyn"', "config_dir"),
+    ("traefik", 'reload_command = "true"', "reload_command"),
+])
+def test_a_key_of_another_kind_is_named(tmp_path: Path, kind: str, line: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, f'kind = "{kind}"\nmanaged = false\n{ATTACHED[kind]}\n{line}')
+    assert caught.value.exit_code == 2 and f"router.{key} is not used" in str(caught.value)
+
+
+def test_attach_keys_are_refused_for_a_managed_router(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"router\.include_file is not used .* managed = true"):
+        load(tmp_path, 'kind = "nginx"\ninclude_file = "x.conf"')
+
+
+def test_client_keepalive_is_for_routers_that_reload(tmp_path: Path) -> None:
+    load(tmp_path, 'kind = "caddy"\nclient_keepalive = false')
+    with pytest.raises(ConfigError, match=r"router\.client_keepalive is only for"):
+        load(tmp_path, 'kind = "haproxy"\nclient_keepalive = false')
+
+
+def test_the_admin_url_must_be_http_or_a_unix_socket(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"router\.admin_url .* must be an http:// URL"):
+        load(tmp_path, 'kind = "caddy"\nmanaged = false\nadmin_url = "127.0.0.1:2019"')
+
+
+def test_the_nginx_site_names_its_colours_and_generation() -> None:
+    backends = {"blue": "127.0.0.1:4001", "green": "127.0.0.1:4002"}
+    site = render_site("my-shop", backends, "green", live_listen="127.0.0.1:8080",
+                       preview_listen="127.0.0.1:8081", keepalive=False)
+    facts = site_facts(site)
+    assert facts["live"] == "green" and len(facts["generation"]) == 12
+    assert f'return 200 "green {facts["generation"]}\\n";' in site
+    assert "proxy_pass http://bgci_my_shop_green;" in site and "keepalive_timeout 0;" in site
+    assert "add_header X-Bgci-Color green always;" in site
+    nothing = render_site("my-shop", {}, None, live_listen=":8080", preview_listen=":8081")
+    assert site_facts(nothing)["live"] == "none" and "listen 8080;" in nothing
+    assert "return 503" in nothing and "upstream" not in nothing
+    assert "worker_shutdown_timeout 3s;" in render_main("/p", "/p/bgci.conf", 2.6)
+
+
+def test_caddy_routes_name_their_colour_even_without_a_backend() -> None:
+    servers = render_servers("shop", {"blue": "127.0.0.1:4001"}, "green",
+                             listen={"live": ":8080", "preview": ":8081"}, keepalive=False)
+    live = servers["bgci-shop-live"]["routes"][0]
+    preview = servers["bgci-shop-preview"]["routes"][0]
+    assert live["@id"] == "bgci-shop-live" and route_colour(live) == "green"
+    assert live["handle"][0]["handler"] == "static_response"  # green runs nothing: 503
+    assert route_colour(preview) == "blue"
+    assert preview["handle"][0]["headers"]["response"]["set"]["Connection"] == ["close"]
+    assert route_colour(render_servers("shop", {}, None, listen={"live": ":1", "preview": ":2"})
+                        ["bgci-shop-live"]["routes"][0]) is None
