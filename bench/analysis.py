@@ -16,6 +16,7 @@ from typing import Any
 Record = Sequence[Any]
 BIN = 0.1  # seconds per bin of the chart's series
 WINDOW = (-1.0, 8.0)  # seconds around the decision that the chart shows
+TIMEOUT = 5.0  # the load client's request timeout (bench/load.py)
 AROUND = 1.0  # requests started up to this long after a command ended count as "around the switch"
 
 
@@ -31,6 +32,10 @@ class Event:
     new: str
     ok: bool = True
     note: str = ""
+    settled: float = 0.0  # when the new colour was seen answering (default: the command's end)
+
+    def __post_init__(self) -> None:
+        self.settled = self.settled or self.end
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:
@@ -60,7 +65,7 @@ def event_figures(records: Sequence[Record], event: Event, until: float) -> dict
     not_new = [r[0] for r in window if r[0] >= event.decision and (r[5] or r[4] not in ("", event.new))]
     lost = [r for r in window if r[5]]
     return {
-        **{k: v for k, v in asdict(event).items() if k not in ("start", "end", "decision")},
+        **{k: v for k, v in asdict(event).items() if k not in ("start", "end", "decision", "settled")},
         "command_ms": _ms(event.end - event.start),
         "decision_ms": _ms(event.decision - event.start),
         "first_new_ms": _ms(min(new_ends) - event.start) if new_ends else None,
@@ -101,7 +106,7 @@ def summarize(records: Sequence[Record], events: Sequence[Event], began: float,
         "errors": dict(sorted(errors.items(), key=lambda kv: -kv[1])),
         "error_samples": sorted({str(r[5]) for r in lost})[:5],
         "events": figures,
-        "series": series(records, events),
+        "series": series(records, events, began, ended),
     }
 
 
@@ -109,30 +114,38 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
 
 
-def series(records: Sequence[Record], events: Sequence[Event]) -> dict[str, list[Any]]:
-    """Per 100 ms bin around the decision, over all events: requests, failures, p50 and p99 latency."""
+def series(records: Sequence[Record], events: Sequence[Event], began: float = float("-inf"),
+           ended: float = float("inf")) -> dict[str, list[Any]]:
+    """Per 100 ms bin around the decision, over all events: requests started, failed, p50 and p99
+    latency (by start), and successful responses per second (by completion, averaged over the
+    events whose own time covers the bin: it drops to 0 while nothing answers)."""
     lo, hi = WINDOW
     bins = round((hi - lo) / BIN)
     latencies: list[list[float]] = [[] for _ in range(bins)]
-    sent = [0] * bins
-    failed = [0] * bins
+    sent, failed, answered, covered = [0] * bins, [0] * bins, [0] * bins, [0] * bins
     starts = [r[0] for r in records]
     for i, event in enumerate(events):
-        # each request counts for one event: from the end of the previous one to the next one
-        first = max(event.decision + lo, events[i - 1].end if i else float("-inf"))
-        last = min(event.decision + hi, events[i + 1].start if i + 1 < len(events) else float("inf"))
-        for r in records[bisect.bisect_left(starts, first):bisect.bisect_left(starts, last)]:
-            rel = r[0] - event.decision
-            if lo <= rel < hi:
-                b = int((rel - lo) / BIN)
-                sent[b] += 1
-                if r[5]:
-                    failed[b] += 1
-                else:
-                    latencies[b].append((r[1] - r[0]) * 1000)
+        # each request counts for one event: from when the previous one settled to the next one
+        first = max(event.decision + lo, events[i - 1].settled if i else began)
+        last = min(event.decision + hi, events[i + 1].start if i + 1 < len(events) else ended)
+        for b in range(bins):
+            edge = event.decision + lo + b * BIN
+            covered[b] += first <= edge and edge + BIN <= last
+        for r in records[bisect.bisect_left(starts, first - TIMEOUT):bisect.bisect_left(starts, last)]:
+            if not r[5] and first <= r[1] < last:
+                answered[int((r[1] - event.decision - lo) / BIN)] += 1
+            if r[0] < first:
+                continue
+            b = int((r[0] - event.decision - lo) / BIN)
+            sent[b] += 1
+            if r[5]:
+                failed[b] += 1
+            else:
+                latencies[b].append((r[1] - r[0]) * 1000)
     return {
         "t": [round(lo + (b + 0.5) * BIN, 2) for b in range(bins)],
         "sent": sent, "failed": failed,
+        "ok_per_s": [round(a / c / BIN, 1) if c else None for a, c in zip(answered, covered, strict=True)],
         "p50_ms": [_round(percentile(v, 50)) for v in latencies],
         "p99_ms": [_round(percentile(v, 99)) for v in latencies],
     }

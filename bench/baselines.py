@@ -300,7 +300,7 @@ def run_baseline(cls: type[Baseline], ctx: Context) -> dict[str, Any]:
                                     and http_ok(f"{baseline.url}/healthz"), READY_TIMEOUT, 0.05)
                     name = "switch" if new == "green" else "rollback"
                     events.append(Event(name, start, end, start, old, new, ok=ok,
-                                        note="" if ok else f"{new} never answered"))
+                                        note="" if ok else f"{new} never answered", settled=time.time()))
                     time.sleep(ctx.gap)
                 say(f"{baseline.name}: cycle {cycle + 1}/{ctx.cycles} done")
     except Exception as exc:  # one baseline failing must not stop the others

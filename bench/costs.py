@@ -3,7 +3,9 @@ with the number of apps deployed at once."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import shlex
 import shutil
 import subprocess
 import sys
@@ -46,35 +48,49 @@ def overhead(rows: Iterable[dict[str, Any]], builds: dict[str, list[dict[str, An
     return sorted(out, key=lambda o: (order.get(o["stage"], 99), o["row"]))
 
 
-def help_cold_start(runs: int) -> dict[str, Any]:
-    """`bgci --help` in a new process each time: hyperfine when installed, else a timed loop.
+# What a stage's process imports before it does anything (the cost every stage call pays once).
+IMPORTS = {
+    "import_docker_stage": "import bgci.cli, bgci.deployment, bgci.platforms.docker, bgci.routers.haproxy, "
+                           "bgci.stages.switch",
+    "import_process_stage": "import bgci.cli, bgci.deployment, bgci.platforms.process, bgci.routers.traefik, "
+                            "bgci.stages.switch",
+    "import_paramiko": "import paramiko",
+}
 
-    ``python -c pass`` is timed the same way: the interpreter's own start (with its site-packages)
-    is the floor any Python CLI pays here."""
-    argv = [*bgci_argv(), "--help"]
-    floor = [sys.executable, "-c", "pass"]
+
+def _time(cmd: list[str], runs: int) -> dict[str, float]:
+    """Mean, median and min wall time of ``cmd`` in ms, a new process each run, after 3 warm-ups."""
     hyperfine = shutil.which("hyperfine")
     if hyperfine:
-        out = {}
-        for key, cmd in (("bgci_help", argv), ("python_floor", floor)):
-            proc = subprocess.run([hyperfine, "-N", "--warmup", "3", "--runs", str(runs),
-                                   "--export-json", "/dev/stdout", "--style", "none", " ".join(cmd)],
-                                  capture_output=True, text=True, check=True, env=clean_env())
-            data = json.loads(proc.stdout[proc.stdout.index("{"):])["results"][0]
-            out[key] = {name: round(data[field] * 1000, 1) for name, field in (
-                ("mean_ms", "mean"), ("median_ms", "median"), ("min_ms", "min"), ("stddev_ms", "stddev"))}
-        return {"tool": "hyperfine", "runs": runs, **out}
-    out = {}
-    for key, cmd in (("bgci_help", argv), ("python_floor", floor)):
-        times = []
-        for i in range(runs + 3):
-            began = time.perf_counter()
-            subprocess.run(cmd, capture_output=True, check=True, env=clean_env())
-            if i >= 3:  # warm-up runs
-                times.append((time.perf_counter() - began) * 1000)
-        out[key] = {"mean_ms": round(sum(times) / len(times), 1),
-                    "median_ms": round(percentile(times, 50) or 0, 1), "min_ms": round(min(times), 1)}
-    return {"tool": "timed loop", "runs": runs, **out}
+        proc = subprocess.run([hyperfine, "-N", "--warmup", "3", "--runs", str(runs), "--export-json",
+                               "/dev/stdout", "--style", "none", shlex.join(cmd)],
+                              capture_output=True, text=True, check=True, env=clean_env())
+        data = json.loads(proc.stdout[proc.stdout.index("{"):])["results"][0]
+        return {name: round(data[key] * 1000, 1) for name, key in (
+            ("mean_ms", "mean"), ("median_ms", "median"), ("min_ms", "min"), ("stddev_ms", "stddev"))}
+    times = []
+    for i in range(runs + 3):
+        began = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, check=True, env=clean_env())
+        if i >= 3:
+            times.append((time.perf_counter() - began) * 1000)
+    return {"mean_ms": round(sum(times) / len(times), 1), "median_ms": round(percentile(times, 50) or 0, 1),
+            "min_ms": round(min(times), 1)}
+
+
+def help_cold_start(runs: int) -> dict[str, Any]:
+    """`bgci --help` in a new process each time (hyperfine when installed, else a timed loop).
+
+    Timed the same way: ``python -c pass``, the floor any Python CLI pays here (the interpreter
+    and its site-packages), and the imports a docker / process stage makes before it starts."""
+    out: dict[str, Any] = {"tool": "hyperfine" if shutil.which("hyperfine") else "timed loop", "runs": runs,
+                           "bgci_help": _time([*bgci_argv(), "--help"], runs),
+                           "python_floor": _time([sys.executable, "-c", "pass"], runs)}
+    for key, code in IMPORTS.items():
+        if key == "import_paramiko" and importlib.util.find_spec("paramiko") is None:
+            continue
+        out[key] = _time([sys.executable, "-c", code], max(3, runs // 3))
+    return out
 
 
 def _parallel(fn: Callable[[Project], Any], projects: list[Project], workers: int) -> float:

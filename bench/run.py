@@ -34,7 +34,26 @@ from bench.costs import help_cold_start, overhead, scale
 from bench.infra import BENCH, REPO, Context, Resources, docker_client, interruptible, say
 from bench.project import BgciFailed, build_docker_images, build_process_releases
 
-DEFAULT_CYCLES = 10
+DEFAULT_CYCLES = 6  # the whole run then takes under 15 minutes on 2 busy cores
+METHOD = [
+    "Every row serves the same app (examples/flask-app, gunicorn gthread 2x4) built once as v1 and v2; "
+    "the load runs for the whole row, preparation steps included.",
+    "bgci rows: each cycle is `bgci deploy-green` (v2), `verify`, `switch`, `rollback`, the real CLI under "
+    "load. From the second cycle on, v2 is quarantined by the previous rollback, so it is redeployed with "
+    "`--allow-quarantined` and switched with `--force` (only the refusal check differs).",
+    "Decision: the moment `bgci switch` / `rollback` tells the router (a BGCI_TIMINGS mark); for a baseline, "
+    "the start of its command. Cut-over: from the decision until every request started afterwards was "
+    "answered, successfully, by the new colour. First new / last old: from the start of the command.",
+    "p99 around switch: requests started between a command's start and 1 s after it ended.",
+    "The load client never retries a request it sent; like urllib3's pool or a browser, it does not send "
+    "on a connection the server closed while it was idle (it opens a new one).",
+    "Swarm start-first: one node cannot start-first a task that publishes a host-mode port (the new task "
+    "waits for the port forever) and the routing mesh does not answer here, so an HAProxy service (the "
+    "published port) finds the app's tasks through Swarm's DNS (dnsrr; health checks, retries, redispatch).",
+    "Overhead: wall time of the `bgci` process minus its waits on the app (health, confirmation, drain), "
+    "the engine (every docker API call) and the router (BGCI_TIMINGS): interpreter start, imports and "
+    "bgci's own logic.",
+]
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -48,7 +67,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                    "'' skips it)")
     p.add_argument("--connections", type=int, default=8, help="keep-alive clients (default 8)")
     p.add_argument("--rate", type=float, default=25.0, help="requests/s per client (default 25)")
-    p.add_argument("--gap", type=float, help="seconds between a switch and the next step (default 1)")
+    p.add_argument("--gap", type=float, help="seconds between a switch and the next step (default 0.5)")
     p.add_argument("--help-runs", type=int, help="`bgci --help` runs (default 30)")
     p.add_argument("--out", type=Path, default=BENCH / "results", help="results dir (default bench/results)")
     p.add_argument("--keep-work", action="store_true", help="keep the work dir (raw load records, reports)")
@@ -57,7 +76,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     args.cycles = args.cycles or (1 if quick else DEFAULT_CYCLES)
     args.scale = args.scale if args.scale is not None else ("1,2" if quick else "1,4,16")
     args.sizes = [int(x) for x in args.scale.split(",") if x.strip() and int(x) > 0]
-    args.gap = args.gap if args.gap is not None else (0.5 if quick else 1.0)
+    args.gap = args.gap if args.gap is not None else 0.5
     args.help_runs = args.help_runs or (5 if quick else 30)
     args.selected = [k.strip() for k in args.rows.split(",") if k.strip()]
     unknown = set(args.selected) - set(keys)
@@ -130,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "settings": {"cycles": args.cycles, "connections": args.connections, "rate": args.rate,
                      "gap_s": args.gap, "rows": args.selected, "scale": args.sizes, "quick": args.quick},
-        "machine": machine(res.client), "load_average": {"start": loadavg()}, "rows": [], "notes": ctx.notes,
+        "machine": machine(res.client), "load_average": {"start": loadavg()}, "rows": [],
+        "method": METHOD, "notes": ctx.notes,
     }
     if res.client is None:
         ctx.notes.append("no Docker engine: the docker rows, the baselines and the scale part were skipped")
