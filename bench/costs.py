@@ -16,7 +16,7 @@ from typing import Any
 
 from bench.analysis import percentile
 from bench.bgci_rows import Row, project_config, release
-from bench.infra import Context, say
+from bench.infra import Context, ensure_swarm, say
 from bench.project import BgciFailed, Project, bgci_argv, clean_env
 
 OVERHEAD_STAGES = ("build", "deploy-green", "verify", "switch", "rollback")
@@ -102,6 +102,15 @@ def _parallel(fn: Callable[[Project], Any], projects: list[Project], workers: in
     return time.time() - began
 
 
+def _grown(result: dict[str, Any]) -> dict[str, Any]:
+    base = result["sizes"][0] if result["sizes"] else None
+    for entry in result["sizes"]:
+        ratio = entry["deploy_green_plus_switch_s"] / base["deploy_green_plus_switch_s"] if base else None
+        entry["ratio_vs_first"] = round(ratio, 2) if ratio else None
+        entry["ratio_per_unit"] = round(ratio / (entry["n"] / base["n"]), 2) if ratio and base else None
+    return result
+
+
 def scale(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
     """deploy-green + switch of 1, 4, 16... apps at once (each app a pipeline of its own)."""
     biggest = max(sizes)
@@ -141,7 +150,7 @@ def scale(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
                 return round(percentile([c.wall for c in calls if c.stage == stage], 50) or 0.0, 2)
 
             result["sizes"].append({
-                "apps": size, "deploy_green_wall_s": round(deploy_wall, 2),
+                "n": size, "deploy_green_wall_s": round(deploy_wall, 2),
                 "verify_wall_s": round(verify_wall, 2), "switch_wall_s": round(switch_wall, 2),
                 "deploy_green_plus_switch_s": round(deploy_wall + switch_wall, 2),
                 "per_app_deploy_green_s": per_app("deploy-green"), "per_app_switch_s": per_app("switch"),
@@ -153,9 +162,37 @@ def scale(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
         for project in projects:
             ctx.res.release(f"bgci app {project.app}")
         _parallel(lambda p: p.down(), projects, 4)
-    base = result["sizes"][0]["deploy_green_plus_switch_s"] if result["sizes"] else 0
-    for entry in result["sizes"]:
-        entry["ratio_vs_1"] = round(entry["deploy_green_plus_switch_s"] / base, 2) if base else None
-        entry["ratio_per_app"] = (round(entry["ratio_vs_1"] / entry["apps"], 2)
-                                  if entry["ratio_vs_1"] else None)
-    return result
+    return _grown(result)
+
+
+def scale_replicas(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
+    """deploy-green + switch of one app on Swarm with 1, 4, 16... replicas per colour."""
+    started_here = ctx.res.checkpoint()
+    ensure_swarm(ctx.res)
+    app = f"bench-replicas-{ctx.run_id}"
+    project = Project(ctx.work / "scale" / app, project_config(app, row, ctx), ctx.res)
+    ctx.res.add(f"bgci app {app}", project.down)
+    result: dict[str, Any] = {"row": row.name, "unit": "replicas", "sizes": []}
+    tag = "v1"
+    try:
+        say(f"scale: deploying v1 live ({row.name}, 1 replica)")
+        for stage in ("deploy-green", "verify", "switch"):
+            project.bgci(stage, *(["--image", release(ctx, row, tag)] if stage == "deploy-green" else []))
+        for size in sizes:
+            tag = "v2" if tag == "v1" else "v1"
+            options = ("--set", f"platform.replicas={size}")
+            say(f"scale: {size} replica(s) per colour: deploy-green, verify, switch")
+            green = project.bgci("deploy-green", "--image", release(ctx, row, tag), options=options)
+            project.bgci("verify", options=options)
+            switched = project.bgci("switch", options=options)
+            result["sizes"].append({
+                "n": size, "deploy_green_wall_s": round(green.wall, 2),
+                "switch_wall_s": round(switched.wall, 2),
+                "deploy_green_plus_switch_s": round(green.wall + switched.wall, 2),
+                "overhead_median_s": round(percentile([green.overhead, switched.overhead], 50) or 0.0, 3)})
+    except BgciFailed as exc:
+        result["failure"] = str(exc)
+        say(f"scale: FAILED: {str(exc)[:400]}")
+    finally:
+        ctx.res.cleanup(started_here)
+    return _grown(result)

@@ -122,13 +122,15 @@ class Project:
         self.live_url = f"http://{router.get('listen', '')}"
         self.preview_url = f"http://{router.get('preview', '')}"
 
-    def bgci(self, *args: str, check: bool = True, timeout: float = STAGE_TIMEOUT) -> Call:
+    def bgci(self, *args: str, check: bool = True, timeout: float = STAGE_TIMEOUT,
+             options: tuple[str, ...] = ()) -> Call:
+        """``bgci [options] ARGS`` (global ``options`` such as ``--set KEY=VALUE`` go first)."""
         n = len(self.calls)
         stage = next((a for a in args if not a.startswith("-")), "")
         reports = self.root / "reports" / f"{n:03d}-{stage}"
         timings = self.root / "timings" / f"{n:03d}.jsonl"
         timings.parent.mkdir(parents=True, exist_ok=True)
-        argv = [*bgci_argv(), "--reports", str(reports), *args]
+        argv = [*bgci_argv(), "--reports", str(reports), *options, *args]
         started = time.time()
         proc = subprocess.run(argv, cwd=self.root, env={**self.env, "BGCI_TIMINGS": str(timings)},
                               capture_output=True, text=True, timeout=timeout, check=False)

@@ -150,15 +150,19 @@ def markdown(results: dict[str, Any]) -> str:
             lines += [f"- `{IMPORT_LABELS.get(k, k)}`: {v['mean_ms']:.0f} ms" for k, v in imports]
     sc = results.get("scale")
     if sc and sc.get("sizes"):
-        lines += ["", f"## How cost grows ({sc['row']}, N apps deployed at once, each its own pipeline)", "",
-                  "| apps | deploy-green s | switch s | deploy-green + switch s | x vs 1 app | x per app "
-                  "| per-app deploy-green s | per-app switch s |",
+        unit = sc["unit"]
+        what = ("N apps deployed at once, each its own pipeline" if unit == "apps"
+                else "one app, N replicas per colour")
+        first = sc["sizes"][0]["n"]
+        lines += ["", f"## How cost grows ({sc['row']}, {what})", "",
+                  f"| {unit} | deploy-green s | switch s | deploy-green + switch s | x vs {first} "
+                  f"| x per {unit[:-1]} | per-app deploy-green s | per-app switch s |",
                   "|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for e in sc["sizes"]:
-            lines.append(f"| {e['apps']} | {e['deploy_green_wall_s']:.1f} | {e['switch_wall_s']:.1f} "
-                         f"| {e['deploy_green_plus_switch_s']:.1f} | {_f(e['ratio_vs_1'], 2)} "
-                         f"| {_f(e['ratio_per_app'], 2)} | {e['per_app_deploy_green_s']:.1f} "
-                         f"| {e['per_app_switch_s']:.1f} |")
+            lines.append(f"| {e['n']} | {e['deploy_green_wall_s']:.1f} | {e['switch_wall_s']:.1f} "
+                         f"| {e['deploy_green_plus_switch_s']:.1f} | {_f(e['ratio_vs_first'], 2)} "
+                         f"| {_f(e['ratio_per_unit'], 2)} | {_f(e.get('per_app_deploy_green_s'), 1)} "
+                         f"| {_f(e.get('per_app_switch_s'), 1)} |")
         if sc.get("failure"):
             lines.append(f"\nstopped early: {sc['failure'][:300]}")
     lines += ["", "## Targets", "", "| target | achieved | met |", "|---|---|---|"]

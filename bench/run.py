@@ -30,10 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/ru
 from bench import report
 from bench.baselines import BASELINES, run_baseline
 from bench.bgci_rows import ROWS, Row, run_row, unavailable
-from bench.costs import help_cold_start, overhead, scale
+from bench.costs import help_cold_start, overhead, scale, scale_replicas
 from bench.infra import BENCH, REPO, Context, Resources, docker_client, interruptible, say
 from bench.project import BgciFailed, build_docker_images, build_process_releases
 
+SCALE_ROWS = {"apps": ROWS[0], "replicas": next(r for r in ROWS if r.platform == "swarm")}
 DEFAULT_CYCLES = 6  # the whole run then takes under 15 minutes on 2 busy cores
 METHOD = [
     "Every row serves the same app (examples/flask-app, gunicorn gthread 2x4) built once as v1 and v2; "
@@ -65,6 +66,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rows", default=",".join(keys), help=f"comma-separated subset of: {', '.join(keys)}")
     p.add_argument("--scale", help="apps deployed at once for the cost-growth part (default 1,4,16; "
                    "'' skips it)")
+    p.add_argument("--scale-on", choices=("apps", "replicas"), default="apps",
+                   help="grow the number of apps on docker (default) or of replicas on Swarm")
     p.add_argument("--connections", type=int, default=8, help="keep-alive clients (default 8)")
     p.add_argument("--rate", type=float, default=25.0, help="requests/s per client (default 25)")
     p.add_argument("--gap", type=float, help="seconds between a switch and the next step (default 0.5)")
@@ -175,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"`bgci --help` cold start, {args.help_runs} runs")
             results["help"] = help_cold_start(args.help_runs)
             if args.sizes and ctx.images:
-                results["scale"] = scale(ctx, args.sizes, ROWS[0])
+                grow = scale_replicas if args.scale_on == "replicas" else scale
+                results["scale"] = grow(ctx, args.sizes, SCALE_ROWS[args.scale_on])
     except KeyboardInterrupt:
         say("interrupted: stopping everything the benchmark started")
         code = 130
