@@ -144,6 +144,7 @@ class SwarmPlatform(DockerPlatform):
         super().__init__(config)
         self.node_id = manager_node(self.client)
         self.replicas = config.platform.replicas
+        self._host: SwarmRouterHost | None = None
 
     def _ensure_network(self) -> None:
         with engine(f"create overlay network {self.network}"):
@@ -268,30 +269,29 @@ class SwarmPlatform(DockerPlatform):
             chunks = service.logs(stdout=True, stderr=True, tail=lines)
             return b"".join(chunks).decode("utf-8", "replace")
 
-    def store(self) -> SwarmStore:  # type: ignore[override]
+    def store(self) -> SwarmStore:  # type: ignore[override]  # see router_host
         from bgci.state.swarm import SwarmStore
 
         return SwarmStore(self.client, self.app)
 
+    # the docker platform's store and router host are other classes than these: same protocols
     def router_host(self) -> SwarmRouterHost:  # type: ignore[override]
-        from bgci.routers.swarmhost import SwarmRouterHost
-
         self._ensure_network()
-        return self._router_host(SwarmRouterHost)
+        return self._router_host()
 
-    def _router_host(self, cls: type[SwarmRouterHost]) -> SwarmRouterHost:
-        if not hasattr(self, "_host"):
+    def _router_host(self) -> SwarmRouterHost:
+        if self._host is None:
+            from bgci.routers.swarmhost import SwarmRouterHost
+
             names = {c: f"{self.app}-{c}:{self.config.platform.port}" for c in COLOURS}
-            self._host = cls(self.client, self.node_id, self.network, self.app, names,
-                             fallback_public=super().public_host())
+            self._host = SwarmRouterHost(self.client, self.node_id, self.network, self.app, names,
+                                         fallback_public=super().public_host())
         return self._host
 
     def public_host(self) -> str:
-        from bgci.routers.swarmhost import SwarmRouterHost
-
-        return self._router_host(SwarmRouterHost).public_host()
+        return self._router_host().public_host()
 
     def close(self) -> None:
-        if hasattr(self, "_host"):
+        if self._host is not None:
             self._host.close()
         super().close()

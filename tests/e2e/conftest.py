@@ -33,7 +33,7 @@ from e2e_support import (
     make_project,
     test_env,
 )
-from e2e_swarm import SwarmTarget, single_node_swarm
+from e2e_swarm import SwarmTarget, deselect_beyond_subset, single_node_swarm
 
 # The empty image bgci makes its state and lock containers from (bgci/platforms/docker.py).
 STATE_IMAGE = "bgci/state:1"
@@ -123,6 +123,11 @@ def process_releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proce
 
 
 # -- swarm ------------------------------------------------------------------------------------
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Swarm runs a subset of the platform-neutral tests unless BGCI_E2E_SWARM=all (e2e_swarm.py)."""
+    deselect_beyond_subset(items, config)
+
+
 @pytest.fixture(scope="session")
 def swarm_manager(docker_client: Any) -> Iterator[Any]:
     """The engine as a single-node swarm manager for the session (left as it was found)."""

