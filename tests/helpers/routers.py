@@ -38,6 +38,13 @@ def free_port() -> int:
 
 
 # -- backends ---------------------------------------------------------------------------------
+class _QuietServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        pass  # a router closing its upstream connections (a reload, a stop) is not news here
+
+
 class Backend:
     """A threaded HTTP/1.1 server on 127.0.0.1: ``/`` answers ``I am <name>``; for the drain tests
     ``/stream`` is a response that sends a line every 0.1 s for up to 60 s, and ``/upgrade`` (with
@@ -88,7 +95,7 @@ class Backend:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer((host, 0), Handler)
+        self.server = _QuietServer((host, 0), Handler)
         self.server.daemon_threads = True
         self.address = f"{host}:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)

@@ -11,7 +11,7 @@ import pytest
 from bgci.config import ROUTER_ATTACH_KEYS, load_config
 from bgci.errors import ConfigError
 from bgci.routers.caddy import render_servers, route_colour
-from bgci.routers.nginx import render_main, render_site, site_facts
+from bgci.routers.nginx_conf import render_main, render_site, site_facts
 
 
 def load(tmp_path: Path, router: str) -> None:
