@@ -431,8 +431,8 @@ ROUTER_ATTACH_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 _KEEPALIVE_NOT_FOR = {
     "haproxy": "HAProxy switches without a reload and closes no connection",
     "traefik": "Traefik switches without a reload and closes no connection",
-    "caddy": "Caddy re-creates its listening sockets at every change, so new connections are "
-             "reset as well: turning keep-alive off loses more, not less",
+    "caddy": "Caddy replaces its listening sockets at every change, so new connections are "
+             "reset as well: turning keep-alive off does not help",
 }
 
 

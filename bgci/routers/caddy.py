@@ -9,10 +9,10 @@ listeners (no connection is refused), then shuts the old server down: requests i
 (within ``grace_period``, = switch.drain for a managed Caddy), WebSockets and other upgraded
 streams stay open for ``stream_close_delay`` (= switch.drain) and are then closed, and idle
 keep-alive connections are closed at once. A client that sends a request on one of those just as
-it closes loses that request unless it retries, and so can a new connection: every change makes
-Caddy open new listening sockets (SO_REUSEPORT) and close the old ones, which resets what was
-still queued on them. Answering with ``Connection: close`` does not help (docs/routers.md has the
-measurements): clients that retry idempotent requests lose nothing.
+it closes loses that request unless it retries, and so can a new connection: every change
+replaces Caddy's listening sockets, and a connection caught in between is reset. Answering with
+``Connection: close`` does not help (docs/routers.md has the measurements): clients that retry
+idempotent requests lose nothing.
 
 The live colour is read back from Caddy's running config (``GET /id/bgci-<app>-live``).
 
