@@ -327,7 +327,8 @@ class DockerPlatform:
 
     def router_host(self) -> DockerRouterHost:
         self._ensure_network()
-        return DockerRouterHost(self.client, self.network, self.app)
+        names = {c: f"{self.app}-{c}:{self.config.platform.port}" for c in COLOURS}
+        return DockerRouterHost(self.client, self.network, self.app, names)
 
     def public_host(self) -> str:
         parsed = urlparse(os.environ.get("DOCKER_HOST", ""))
@@ -342,10 +343,15 @@ class DockerRouterHost:
 
     local = False
 
-    def __init__(self, client: docker.DockerClient, network: str, app: str) -> None:
+    def __init__(self, client: docker.DockerClient, network: str, app: str,
+                 names: Mapping[Colour, str] | None = None) -> None:
         self.client = client
         self.network = network
         self.app = app
+        # colour -> container name:port, which a router able to (HAProxy) resolves itself through
+        # the network's DNS: container addresses change when the engine restarts, names do not
+        # (see bgci.routers.dns_names)
+        self.dns_names: dict[Colour, str] = dict(names or {})
 
     def path(self, name: str) -> str:
         return posixpath.join("/etc", name)

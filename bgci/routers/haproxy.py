@@ -164,7 +164,10 @@ class HAProxyRouter:
             code, out = self._admin_socket(command)
         else:
             argv = ["bash", "-c", _ADMIN.format(port=ADMIN_PORT), "bgci", command]
-            code, out = self.host.execute(self.spec, argv)
+            try:
+                code, out = self.host.execute(self.spec, argv)
+            except InfraError as exc:  # e.g. the router's container was stopped: say what it means
+                code, out = 3, exc.message
         if code != 0:
             raise InfraError(
                 f"HAProxy runtime API in {self.spec.name} did not answer (exit {code}): "

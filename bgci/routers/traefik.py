@@ -231,6 +231,9 @@ class TraefikRouter:
             raw = self._rawdata()
             if raw is not None and applied(raw, doc):
                 return
+            if raw is None and not self.host.running(self.spec):  # stopped or crashed: no use waiting
+                raise InfraError(f"router {self.spec.name} is not running: it cannot apply "
+                                 f"{self.dynamic}", "any stage but status starts it again")
             if time.monotonic() > deadline:
                 why = "its API does not answer" if raw is None else "its API still shows the old routing"
                 raise InfraError(

@@ -121,16 +121,24 @@ def shared_app(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 @dataclass
 class Burst:
     statuses: list[int | None]
-    colours: list[str | None]
+    colours: list[str | None]  # the X-Bgci-Color header: the colour the router meant to use
     versions: list[str | None]
     errors: list[str]
+    served_by: list[str | None] = field(default_factory=list)  # the app's own BGCI_COLOR
 
     def __str__(self) -> str:
         seen: dict[str, int] = {}
-        for status, colour in zip(self.statuses, self.colours, strict=True):
-            key = f"{status} {colour}"
+        for status, colour, by in zip(self.statuses, self.colours, self.served_by, strict=True):
+            key = f"{status} {colour}" + (f" (served by {by})" if by != colour else "")
             seen[key] = seen.get(key, 0) + 1
         return f"{seen} {self.errors[:3]}"
+
+    def one_colour(self) -> str | None:
+        """The colour every request was answered 200 by (header and app agreeing), else None."""
+        if set(self.statuses) != {200} or len(set(self.colours)) != 1:
+            return None
+        colour = self.colours[0]
+        return colour if set(self.served_by) == {colour} else None
 
 
 def burst(url: str, count: int = BURST) -> Burst:
@@ -143,25 +151,27 @@ def burst(url: str, count: int = BURST) -> Burst:
             out.statuses.append(None)
             out.colours.append(None)
             out.versions.append(None)
+            out.served_by.append(None)
             out.errors.append(f"{type(exc).__name__}: {exc}")
             continue
         out.statuses.append(response.status_code)
         out.colours.append(response.headers.get(COLOUR_HEADER))
-        version = None
+        version = served_by = None
         if response.status_code == 200:
             with contextlib.suppress(ValueError):
-                version = response.json().get("version")
+                body = response.json()
+                version, served_by = body.get("version"), body.get("color")
         out.versions.append(version)
+        out.served_by.append(served_by)
     return out
 
 
 def assert_one_healthy_colour(p: Project, expected: str | None = None) -> str:
     """A burst through the live address: every request 200, all from one colour (``expected``)."""
     got = burst(p.live_url)
-    assert set(got.statuses) == {200} and len(set(got.colours)) == 1, (
+    colour = got.one_colour()
+    assert colour is not None, (
         f"live traffic at {p.live_url} is not on exactly one healthy colour: {got}")
-    colour = got.colours[0]
-    assert colour is not None
     if expected is not None:
         assert colour == expected, f"live traffic is on {colour}, expected {expected}: {got}"
     return colour
@@ -408,3 +418,45 @@ def break_colour(p: Project, colour: str, kind: str, release: str) -> None:
 
 def router_name(p: Project) -> str:
     return f"bgci-{p.app}-router"
+
+
+def _router_record(p: Project) -> Any:
+    from bgci.platforms import detached
+
+    state_dir: Path = p.target.state_dir  # type: ignore[attr-defined]
+    pidfile = state_dir / p.app / "router" / f"{router_name(p)}.pid"
+    record = detached.read_record(pidfile)
+    assert record is not None, f"the managed router of {p.app} has no pidfile {pidfile}"
+    return record
+
+
+def stop_router(p: Project) -> None:
+    """Stop the managed router as an operator (or `bgci down`) would: its files stay."""
+    if p.target.kind == "docker":
+        _container(p, router_name(p)).stop(timeout=5)
+    elif p.target.kind == "process":
+        from bgci.platforms import detached
+
+        detached.terminate(_router_record(p), 5.0)
+    else:
+        raise AssertionError(f"cannot stop the router on platform {p.target.kind!r} yet")
+
+
+def restart_router(p: Project) -> None:
+    """Restart the managed router through the engine (returns once it runs again)."""
+    assert p.target.kind == "docker", f"no router restart on platform {p.target.kind!r}"
+    _container(p, router_name(p)).restart(timeout=5)
+
+
+def crash_router(p: Project) -> None:
+    """SIGKILL the router's own process (docker: the container's main process, so the restart
+    policy applies, as for a real crash; process platform: its process group)."""
+    if p.target.kind == "docker":
+        container = _container(p, router_name(p))
+        container.reload()
+        os.kill(int(container.attrs["State"]["Pid"]), signal.SIGKILL)
+    elif p.target.kind == "process":
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(_router_record(p).pid, signal.SIGKILL)
+    else:
+        raise AssertionError(f"cannot crash the router on platform {p.target.kind!r} yet")
