@@ -52,12 +52,13 @@ def _ms(seconds: float | None) -> float | None:
 
 
 def event_figures(records: Sequence[Record], event: Event, until: float) -> dict[str, Any]:
-    """What the load saw of one event, between its start and ``until`` (the next event's start).
+    """What the load saw of one event: requests sent from its start until it settled (+1 s).
 
     ``first_new_ms`` / ``last_old_ms``: from the command's start to the first response from the
     new colour and to the last response from the old one. ``cutover_ms``: from the decision until
     every request started afterwards was answered, successfully, by the new colour.
     """
+    until = min(until, event.settled + AROUND)
     window = [r for r in records if event.start <= r[0] < until]
     new_ends = [r[1] for r in window if not r[5] and r[4] == event.new]
     old_ends = [r[1] for r in window if not r[5] and r[4] == event.old]

@@ -60,6 +60,11 @@ class Baseline:
     def env(self, colour: str) -> dict[str, str]:
         return {"BGCI_COLOR": colour, "PORT": "8000"}
 
+    def own_network(self) -> str:
+        """A bridge network of the baseline's own, as compose makes one per project."""
+        self.res.network(self.ctx.client.networks.create(self.prefix, driver="bridge", labels=self.labels))
+        return self.prefix
+
     def create(self, colour: str, name: str, **kwargs: Any) -> Any:
         container = self.ctx.client.containers.create(
             self.ctx.images[COLOURS[colour]], name=name, environment=self.env(colour),
@@ -75,7 +80,8 @@ class StopStart(Baseline):
 
     def setup(self) -> None:
         ports = {"8000/tcp": ("127.0.0.1", self.port)}
-        self.containers = {c: self.create(c, f"{self.prefix}-{c}", ports=ports) for c in COLOURS}
+        net = self.own_network()
+        self.containers = {c: self.create(c, f"{self.prefix}-{c}", ports=ports, network=net) for c in COLOURS}
         self.containers["blue"].start()
 
     def move(self, old: str, new: str) -> None:
@@ -91,14 +97,17 @@ class ComposeRecreate(Baseline):
 
     def setup(self) -> None:
         self.name_ = f"{self.prefix}-app"
-        self.current = self.create("blue", self.name_, ports={"8000/tcp": ("127.0.0.1", self.port)})
+        self.net = self.own_network()
+        self.current = self.create("blue", self.name_, ports={"8000/tcp": ("127.0.0.1", self.port)},
+                                   network=self.net)
         self.current.start()
 
     def move(self, old: str, new: str) -> None:
         replaced = self.current
         replaced.stop(timeout=GRACE)
         replaced.rename(f"{replaced.id[:12]}_{self.name_}")
-        self.current = self.create(new, self.name_, ports={"8000/tcp": ("127.0.0.1", self.port)})
+        self.current = self.create(new, self.name_, ports={"8000/tcp": ("127.0.0.1", self.port)},
+                                   network=self.net)
         replaced.remove(force=True)
         self.current.start()
 
@@ -144,8 +153,7 @@ class NginxReload(Baseline):
         return super().unavailable() or (None if self.nginx else "no nginx binary (apt-get install nginx)")
 
     def setup(self) -> None:
-        client = self.ctx.client
-        self.network = self.res.network(client.networks.create(self.prefix, labels=self.labels))
+        self.own_network()
         self.ips = {}
         for colour in COLOURS:
             container = self.create(colour, f"{self.prefix}-{colour}", network=self.prefix)

@@ -21,16 +21,24 @@ class Row:
     key: str  # what --rows names it by
     router: str
     platform: str
+    settings: tuple[tuple[str, Any], ...] = ()  # router.* keys other than the defaults
+
+    @property
+    def short(self) -> str:
+        """For app names: nginx (1.22) refuses variables named after a long app name."""
+        return "".join(w[0] for w in self.key.split("-")) if len(self.key) > 8 else self.key
 
     @property
     def name(self) -> str:
-        return f"bgci {self.router} ({self.platform})"
+        extra = "".join(f", {k} = {str(v).lower()}" for k, v in self.settings)
+        return f"bgci {self.router} ({self.platform}{extra})"
 
 
 ROWS = (
     Row("haproxy", "haproxy", "docker"),
     Row("traefik", "traefik", "process"),
     Row("nginx", "nginx", "process"),
+    Row("nginx-no-keepalive", "nginx", "process", (("client_keepalive", False),)),
     Row("caddy", "caddy", "process"),
     Row("haproxy-swarm", "haproxy", "swarm"),
 )
@@ -55,7 +63,7 @@ def project_config(app: str, row: Row, ctx: Context) -> dict[str, Any]:
     listen, preview = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
     config: dict[str, Any] = {
         "app": app,
-        "router": {"kind": row.router, "listen": listen, "preview": preview},
+        "router": {"kind": row.router, "listen": listen, "preview": preview, **dict(row.settings)},
         "health": {"path": "/healthz", "interval": 0.2, "deadline": 60},
         "switch": {"drain": 2},
     }
@@ -82,9 +90,23 @@ def event_of(call: Call, name: str) -> Event:
                  ok=call.code == 0, note="" if call.code == 0 else call.output[-300:])
 
 
+def lost_during(records: list[list[Any]], calls: list[Call]) -> list[dict[str, Any]]:
+    """Each lost request with the bgci command that ran when it was sent (or the one before)."""
+    out = []
+    for r in (r for r in records if r[5]):
+        before = [c for c in calls if c.start <= r[0]]
+        call = before[-1] if before else None
+        out.append({"error": r[5], "stage": call.stage if call else None,
+                    "during": bool(call and r[0] <= call.end),
+                    "seconds_after_start": round(r[0] - call.start, 3) if call else None,
+                    "seconds_after_decision": round(r[0] - max(call.marks.values()), 3)
+                    if call and call.marks else None})
+    return out
+
+
 def run_row(row: Row, ctx: Context) -> dict[str, Any]:
     """Deploy v1 live, then ``ctx.cycles`` x (deploy-green v2, verify, switch, rollback) under load."""
-    app = f"bench-{row.key}-{ctx.run_id}"
+    app = f"bench-{row.short}-{ctx.run_id}"
     started_here = ctx.res.checkpoint()
     if row.platform == "swarm":
         ensure_swarm(ctx.res)
@@ -118,6 +140,7 @@ def run_row(row: Row, ctx: Context) -> dict[str, Any]:
     if events:
         result.update(summarize(load.records, events, load.began, load.ended))
         result["latency"] = latency_summary(result["events"])
+        result["lost_during"] = lost_during(load.records, project.calls)
     result["cycles"] = sum(1 for e in events if e.name == "rollback")
     result["calls"] = [c.summary() for c in project.calls]
     return result

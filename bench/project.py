@@ -158,21 +158,49 @@ class Project:
         try:
             self.bgci("down", check=False, timeout=120)
         finally:
-            if self.config.get("platform", {}).get("kind") == "docker" and self.res.client is not None:
+            if self.config.get("platform", {}).get("kind") in ("docker", "swarm") and self.res.client:
                 remove_docker_app(self.res.client, self.app)
 
 
 def remove_docker_app(client: Any, app: str) -> None:
-    """The containers, network and state volume bgci made on the engine for ``app``."""
+    """What bgci made on the engine or the swarm for ``app`` and `bgci down` keeps (the state, the
+    lock, the scaled-down router service, its volume, the network): found by label or exact name."""
     import docker.errors
 
-    for container in client.containers.list(all=True, filters={"label": f"org.bgci.app={app}"}):
-        container.remove(force=True, v=True)
-    for network in client.networks.list(names=[f"bgci-{app}"]):
-        if network.name == f"bgci-{app}":
-            network.remove()
-    with contextlib.suppress(docker.errors.NotFound):
-        client.volumes.get(f"bgci-{app}-state").remove(force=True)
+    label = {"label": f"org.bgci.app={app}"}
+    services = client.services.list(filters=label) if _swarm_manager(client) else []
+    names = {s.name for s in services}
+    for service in services:
+        with contextlib.suppress(docker.errors.NotFound):
+            service.remove()
+    for container in client.containers.list(all=True):
+        labels = container.labels or {}
+        if labels.get("org.bgci.app") == app or labels.get("com.docker.swarm.service.name") in names:
+            with contextlib.suppress(docker.errors.NotFound):
+                container.remove(force=True, v=True)
+    if services or _swarm_manager(client):
+        for config in client.configs.list(filters=label):
+            with contextlib.suppress(docker.errors.NotFound):
+                config.remove()
+    for volume in client.volumes.list():
+        if volume.name in (f"bgci-{app}-state", f"bgci-{app}-router") or \
+                (volume.attrs.get("Labels") or {}).get("org.bgci.app") == app:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                volume.remove(force=True)
+    deadline = time.monotonic() + 30  # an overlay network is refused while task endpoints linger
+    while True:
+        left = [n for n in client.networks.list(names=[f"bgci-{app}"]) if n.name == f"bgci-{app}"]
+        for network in left:
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
+                network.remove()
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+
+
+def _swarm_manager(client: Any) -> bool:
+    swarm = client.info().get("Swarm") or {}
+    return bool(swarm.get("LocalNodeState") == "active" and swarm.get("ControlAvailable"))
 
 
 def app_copy(dest: Path, version: str, wheels: bool) -> Path:

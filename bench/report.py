@@ -110,6 +110,14 @@ def markdown(results: dict[str, Any]) -> str:
     skipped = [r for r in results["rows"] if "sent" not in r]
     for r in skipped:
         lines.append(f"\n- {r['name']}: not measured: {r.get('skipped') or r.get('failure', '')[:300]}")
+    for r in results["rows"]:
+        if r.get("lost_during"):
+            where = "; ".join(
+                f"{x['error'].split(':')[0]} {'during' if x['during'] else 'after'} {x['stage']}"
+                + (f" ({x['seconds_after_decision'] * 1000:+.0f} ms from its decision)"
+                   if x["seconds_after_decision"] is not None else "")
+                for x in r["lost_during"][:6])
+            lines.append(f"\n- {r['name']}: lost {where}")
     failed = [r for r in results["rows"] if "sent" in r and r.get("failure")]
     for r in failed:
         lines.append(f"\n- {r['name']}: stopped early: {r['failure'][:300]}")

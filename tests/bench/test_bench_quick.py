@@ -42,6 +42,9 @@ def leftovers(run_id: str) -> list[str]:
         found = [c.name for c in client.containers.list(all=True) if run_id in c.name]
         found += [n.name for n in client.networks.list() if run_id in n.name]
         found += [v.name for v in client.volumes.list() if run_id in v.name]
+        if (client.info().get("Swarm") or {}).get("ControlAvailable"):
+            found += [s.name for s in client.services.list() if run_id in s.name]
+            found += [c.name for c in client.configs.list() if run_id in c.name]
         return found
     finally:
         client.close()
