@@ -1,0 +1,28 @@
+"""Scheduling of the end-to-end suite under pytest-xdist (tox's e2e env runs it with -n).
+
+Tests share one Docker engine. Most of them only use their own apps and free ports and run side by
+side; three kinds may not:
+- everything that turns the engine into a swarm and back (swarm platform, its store, the benchmark's
+  swarm baseline) runs in one worker, one test at a time (``xdist_group("swarm")``);
+- the tests that bind the examples' fixed ports 8080/8081 run in one worker (``fixed-ports``);
+- a test that restarts the Docker engine runs alone, after everything else (marker ``serial``).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+SERIAL_FILES = ("test_faults_engine.py",)
+SWARM_FILES = ("test_swarm_platform.py", "test_swarm_store.py", "test_bench_quick.py")
+FIXED_PORT_TESTS = ("test_the_quickstart_runs_whole_and_leaves_nothing_running",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        filename = item.path.name
+        if filename in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
+        elif filename in SWARM_FILES or "swarm" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("swarm"))
+        elif item.originalname in FIXED_PORT_TESTS:
+            item.add_marker(pytest.mark.xdist_group("fixed-ports"))
