@@ -29,11 +29,14 @@ def run_smoke(path: Path, target_url: str, *, timeout: float = TIMEOUT) -> tuple
                 "-p", "no:cacheprovider", "-o", "junit_family=xunit2"]
         started = time.monotonic()
         try:
-            proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout,
-                                  cwd=path.parent if path.is_file() else path, check=False)
+            # errors="replace": a test may print anything (invalid UTF-8 too); that is no crash
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, errors="replace",
+                                  timeout=timeout, cwd=path.parent if path.is_file() else path,
+                                  check=False)
             output = proc.stdout + proc.stderr
         except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            out = (exc.stdout.decode("utf-8", "replace") if isinstance(exc.stdout, bytes)
+                   else (exc.stdout or ""))
             return [Check("smoke", "failed", timeout, f"smoke suite timed out after {timeout:.0f}s",
                           out)], out
         checks = parse_junit(junit) if junit.exists() else []

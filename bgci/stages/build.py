@@ -58,8 +58,9 @@ def build(d: Deployment, result: StageResult, tag: str | None = None) -> StageRe
 
 def _run_tests(command: str, cwd: Path) -> Check:
     started = time.monotonic()
+    # errors="replace": the test command may print anything (invalid UTF-8 too); that is no crash
     proc = subprocess.run(["/bin/sh", "-c", command], cwd=cwd, capture_output=True, text=True,
-                          check=False)
+                          errors="replace", check=False)
     output = proc.stdout + proc.stderr
     seconds = time.monotonic() - started
     if proc.returncode == 0:
