@@ -1,7 +1,8 @@
 """The router contract with each router managed in a container (the docker platform's router host):
 driven through the engine only (files by put_archive, commands by exec), published on loopback,
-in front of two tiny backends on the app network's gateway address. Images: the local stand-ins
-for the official ones that scripts/test-env.sh builds (no registry here).
+in front of two tiny backend containers named as the docker platform names its colours (HAProxy
+finds them by name, the others by address). Images: the local stand-ins for the official ones
+that scripts/test-env.sh builds (no registry here).
 
 Per router: switch and rollback under load lose no request (for the client ZERO_LOSS names),
 preview reaches only the idle colour, a dry run changes nothing, a new bgci process reads the live
@@ -28,10 +29,11 @@ from bgci.config import load_config  # noqa: E402
 from bgci.errors import InfraError  # noqa: E402
 from bgci.platforms.docker import DockerPlatform  # noqa: E402
 from bgci.routers import Router, make_router  # noqa: E402
-from tests.helpers.routers import SETUP_HINT, Load, backends, free_port, fresh_colours  # noqa: E402
+from tests.helpers.routers import SETUP_HINT, Load, free_port, fresh_colours  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
+BASE_IMAGE = "bgci-test/python:bookworm"
 IMAGES = {"haproxy": "bgci-test/haproxy:local", "traefik": "bgci-test/traefik:local",
           "nginx": "bgci-test/nginx:local", "caddy": "bgci-test/caddy:local"}
 ZERO_LOSS = {"haproxy": ("naive", ""), "traefik": ("naive", ""),
@@ -60,7 +62,7 @@ def engine() -> Iterator[Any]:
     except Exception as exc:  # the SDK raises many unrelated types for "no engine"
         pytest.fail(f"no docker engine ({exc}): {SETUP_HINT}", pytrace=False)
     missing = []
-    for image in IMAGES.values():
+    for image in (*IMAGES.values(), BASE_IMAGE):
         try:
             client.images.get(image)
         except docker.errors.ImageNotFound:
@@ -85,18 +87,41 @@ def containerised(tmp_path: Path, engine: Any, kind: str, extra: str = "") -> It
     platform = DockerPlatform(config)
     try:
         router = make_router(config, platform)  # creates the app network
-        network = engine.networks.get(f"bgci-{app}")
-        gateway = network.attrs["IPAM"]["Config"][0]["Gateway"]
-        with backends(gateway) as colours:
-            router.addresses = {c: b.address for c, b in colours.items()}  # type: ignore[attr-defined]
-            router.ensure(router.addresses, Log())  # type: ignore[attr-defined]
-            yield router
+        addresses = {}
+        for colour in ("blue", "green"):
+            container = engine.containers.run(
+                BASE_IMAGE, ["python3", "-c", BACKEND, colour], name=f"{app}-{colour}",
+                network=f"bgci-{app}", detach=True, labels={"org.bgci.test": "router-backend"})
+            container.reload()
+            ip = container.attrs["NetworkSettings"]["Networks"][f"bgci-{app}"]["IPAddress"]
+            addresses[colour] = f"{ip}:8000"
+        router.addresses = addresses  # type: ignore[attr-defined]
+        router.ensure(addresses, Log())
+        yield router
     finally:
-        with contextlib.suppress(Exception):
-            engine.containers.get(f"bgci-{app}-router").remove(force=True)
+        for name in (f"bgci-{app}-router", f"{app}-blue", f"{app}-green"):
+            with contextlib.suppress(Exception):
+                engine.containers.get(name).remove(force=True)
         with contextlib.suppress(Exception):
             engine.networks.get(f"bgci-{app}").remove()
         platform.close()
+
+
+# the colour backend inside a container: "I am <colour>" on :8000, HTTP/1.1 keep-alive
+BACKEND = """
+import http.server, sys
+body = f"I am {sys.argv[1]}".encode()
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("0.0.0.0", 8000), H).serve_forever()
+"""
 
 
 def only(url: str, count: int = 10) -> str:
