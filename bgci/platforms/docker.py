@@ -195,6 +195,12 @@ class DockerPlatform:
                         f"image {image} is not on the engine and cannot be pulled: "
                         f"{exc.explanation}", "run `bgci build` first or pass --image REF",
                     ) from exc
+            except docker.errors.APIError as exc:
+                if exc.status_code != 400:
+                    raise
+                # not an image reference at all: the user's input is wrong, not the engine
+                raise ConfigError(f"{image!r} is not a valid image reference: {exc.explanation}",
+                                  "pass --image REPOSITORY:TAG (or REPOSITORY@sha256:...)") from exc
         return Release(image=image, digest=str(found.id))
 
     def has(self, release: Release) -> bool:

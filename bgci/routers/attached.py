@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import shlex
 import socket
 import stat
 import subprocess
@@ -58,9 +57,15 @@ def restore(path: str | Path, data: bytes | None) -> None:
 
 
 def run(command: str, timeout: float = RUN_TIMEOUT) -> tuple[int, str]:
-    """``command`` through ``/bin/sh -c``: exit code and output (127 when it cannot run)."""
+    """``command`` (the user's, written for a shell) through ``/bin/sh -c``: exit code and output
+    (127 when it cannot run)."""
+    return run_argv(["/bin/sh", "-c", command], timeout)
+
+
+def run_argv(argv: list[str], timeout: float = RUN_TIMEOUT) -> tuple[int, str]:
+    """``argv`` as it is, no shell: exit code and output (127 when it cannot run)."""
     try:
-        proc = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True,
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace",
                               timeout=timeout, check=False, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return 127, str(exc)
@@ -147,7 +152,7 @@ class UserHost:
         return read(path)
 
     def execute(self, spec: RouterSpec, argv: list[str]) -> tuple[int, str]:
-        return run(" ".join(shlex.quote(arg) for arg in argv))
+        return run_argv(argv)  # as it is: no shell to quote it for
 
     def label(self, spec: RouterSpec, key: str) -> str | None:
         return None
