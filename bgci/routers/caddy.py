@@ -254,6 +254,8 @@ class CaddyRouter:
     def _running_servers(self) -> tuple[dict[str, Any], str]:
         """The servers of the attached Caddy's http app now, and their Etag."""
         status, headers, answer = self._api("GET", "/config/apps/http/servers")
+        if status == 400 and "invalid traversal path" in str(answer):
+            return {}, ""  # no http app yet: bgci's PUT creates it with its two servers
         if status != 200:
             raise self._refused("GET /config/apps/http/servers", status, answer)
         return (answer if isinstance(answer, dict) else {}), headers.get("etag", "")
