@@ -173,11 +173,12 @@ def remove_docker_app(client: Any, app: str) -> None:
     for service in services:
         with contextlib.suppress(docker.errors.NotFound):
             service.remove()
-    for container in client.containers.list(all=True):
-        labels = container.labels or {}
+    # the low-level list: containers.list() inspects each one, racing other processes' removals
+    for container in client.api.containers(all=True):
+        labels = container.get("Labels") or {}
         if labels.get("org.bgci.app") == app or labels.get("com.docker.swarm.service.name") in names:
             with contextlib.suppress(docker.errors.NotFound):
-                container.remove(force=True, v=True)
+                client.api.remove_container(container["Id"], force=True, v=True)
     if services or _swarm_manager(client):
         for config in client.configs.list(filters=label):
             with contextlib.suppress(docker.errors.NotFound):

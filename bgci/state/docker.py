@@ -81,17 +81,20 @@ class DockerStore:
         }
         with engine("take the deploy lock"):
             ensure_state_image(self.client)
-            for _ in range(5):
-                try:
-                    self.client.containers.create(STATE_IMAGE, name=self.lock_name, labels=labels)
-                    return None
-                except docker.errors.APIError as exc:
-                    if exc.status_code != 409:
-                        raise
-                current = self.current_lock()
-                if current is not None:
-                    return current
-            raise InfraError(f"deploy lock {self.lock_name} keeps appearing and vanishing")
+            try:
+                self.client.containers.create(STATE_IMAGE, name=self.lock_name, labels=labels)
+                return None
+            except docker.errors.APIError as exc:
+                if exc.status_code != 409:
+                    raise
+            current = self.current_lock()
+            if current is not None:
+                return current
+        # The name is taken but the container cannot be inspected yet (the engine is still creating
+        # it for another pipeline) or was released a moment ago: held, for now. deploy_lock waits
+        # and tries again, and this placeholder is never stale or breakable.
+        return LockInfo(holder=f"another pipeline (lock {self.lock_name} is being taken)",
+                        since=time.time())
 
     def current_lock(self) -> LockInfo | None:
         with engine("read the deploy lock"):

@@ -39,7 +39,9 @@ def leftovers(run_id: str) -> list[str]:
 
     client = docker.from_env(timeout=30)
     try:
-        found = [c.name for c in client.containers.list(all=True) if run_id in c.name]
+        # the low-level list: containers.list() inspects each one, racing other tests' removals
+        found = [name.lstrip("/") for c in client.api.containers(all=True) for name in c["Names"]
+                 if run_id in name]
         found += [n.name for n in client.networks.list() if run_id in n.name]
         found += [v.name for v in client.volumes.list() if run_id in v.name]
         if (client.info().get("Swarm") or {}).get("ControlAvailable"):
