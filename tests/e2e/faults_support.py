@@ -42,6 +42,24 @@ FAST = {"health.interval": 0.1, "health.successes": 2, "switch.drain": 1,
         "switch.confirm_requests": 10}
 
 
+def grouped(name: str, kinds: tuple[str, ...] | None = None) -> list[Any]:
+    """conftest's PLATFORMS (those of ``kinds``) as params of a module-scoped fixture, each
+    platform's tests in one xdist group ``name-<platform>``: under ``pytest -n`` a module's tests
+    for one platform then run in one worker, in order, sharing one app. (Swarm's tests are kept
+    in the "swarm" group by tests/conftest.py: one worker makes and leaves the swarm.)"""
+    params = []
+    # (tests/e2e/e2e_swarm.py decides which of them run on swarm: BGCI_E2E_SWARM=all runs all)
+    for param in PLATFORMS:
+        kind = param.values[0]
+        if kinds is not None and kind not in kinds:
+            continue
+        marks = list(param.marks)
+        if kind != "swarm":
+            marks.append(pytest.mark.xdist_group(f"{name}-{kind}"))
+        params.append(pytest.param(*param.values, marks=marks, id=param.id))
+    return params
+
+
 # -- one app per platform for a whole module --------------------------------------------------
 @dataclass
 class SharedApp:

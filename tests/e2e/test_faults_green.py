@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from e2e_support import junit_cases, problem_of
 from faults_support import (
-    PLATFORMS,
     TRACEBACK,
     Gate,
     SharedApp,
@@ -25,6 +24,7 @@ from faults_support import (
     background,
     break_colour,
     finish,
+    grouped,
     read_until,
     shared_app,
     wait_live,
@@ -35,7 +35,6 @@ pytestmark = pytest.mark.e2e
 
 KINDS = ("crash", "unhealthy")
 # the platforms whose colours the test can break (tests/e2e/faults_support.py)
-GREEN_PLATFORMS = [p for p in PLATFORMS if p.values[0] in ("docker", "process")]
 NO_SMOKE = ("--set", "verify.smoke=")  # a verify that only checks health (the fault is elsewhere)
 SHORT = ("--set", "health.deadline=3")
 
@@ -44,7 +43,7 @@ def other(colour: str) -> str:
     return "green" if colour == "blue" else "blue"
 
 
-@pytest.fixture(scope="module", params=GREEN_PLATFORMS)
+@pytest.fixture(scope="module", params=grouped("faults-green", ("docker", "process")))
 def app(request: pytest.FixtureRequest,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedApp]:
     with shared_app(request, tmp_path_factory, {"verify.smoke": "faults_smoke"}) as shared:

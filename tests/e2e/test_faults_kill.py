@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from faults_support import (
-    PLATFORMS,
     TRACEBACK,
     SharedApp,
     assert_one_healthy_colour,
+    grouped,
     kill_at,
     lock_broken_message,
     shared_app,
@@ -57,7 +57,7 @@ def other(colour: str) -> str:
     return "green" if colour == "blue" else "blue"
 
 
-@pytest.fixture(scope="module", params=PLATFORMS)
+@pytest.fixture(scope="module", params=grouped("faults-kill"))
 def app(request: pytest.FixtureRequest,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedApp]:
     # no smoke suite: `verify` is the health check only, which keeps twelve cycles fast

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 
 import pytest
 from faults_support import (
-    PLATFORMS,
     REMOTE_HOLDER,
     TRACEBACK,
     Gate,
@@ -22,6 +21,7 @@ from faults_support import (
     assert_one_healthy_colour,
     background,
     finish,
+    grouped,
     read_until,
     shared_app,
     take_lock_elsewhere,
@@ -36,7 +36,7 @@ def other(colour: str) -> str:
     return "green" if colour == "blue" else "blue"
 
 
-@pytest.fixture(scope="module", params=PLATFORMS)
+@pytest.fixture(scope="module", params=grouped("faults-lock"))
 def app(request: pytest.FixtureRequest,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedApp]:
     with shared_app(request, tmp_path_factory, {"verify.smoke": ""}) as shared:

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from faults_support import (
-    PLATFORMS,
     TRACEBACK,
     Gate,
     SharedApp,
@@ -24,6 +23,7 @@ from faults_support import (
     burst,
     crash_router,
     finish,
+    grouped,
     restart_router,
     shared_app,
     stop_router,
@@ -31,7 +31,6 @@ from faults_support import (
 
 pytestmark = pytest.mark.e2e
 
-ROUTER_PLATFORMS = [p for p in PLATFORMS if p.values[0] in ("docker", "process")]
 NO_SMOKE = ("--set", "verify.smoke=")
 
 
@@ -39,7 +38,7 @@ def other(colour: str) -> str:
     return "green" if colour == "blue" else "blue"
 
 
-@pytest.fixture(scope="module", params=ROUTER_PLATFORMS)
+@pytest.fixture(scope="module", params=grouped("faults-router", ("docker", "process")))
 def app(request: pytest.FixtureRequest,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedApp]:
     with shared_app(request, tmp_path_factory, {"verify.smoke": ""}) as shared:
