@@ -132,8 +132,8 @@ def run_row(row: Row, ctx: Context) -> dict[str, Any]:
                 events.append(event_of(project.bgci("rollback"), "rollback"))
                 time.sleep(ctx.gap)
                 say(f"{row.name}: cycle {cycle + 1}/{ctx.cycles} done")
-    except BgciFailed as exc:
-        result["failure"] = str(exc)
+    except Exception as exc:  # reported in the results; the other rows still run
+        result["failure"] = str(exc) if isinstance(exc, BgciFailed) else f"{type(exc).__name__}: {exc}"
         say(f"{row.name}: FAILED: {str(exc)[:400]}")
     finally:
         ctx.res.cleanup(started_here)  # `bgci down` and what bgci made: before the next row starts

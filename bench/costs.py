@@ -155,13 +155,20 @@ def scale(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
                 "deploy_green_plus_switch_s": round(deploy_wall + switch_wall, 2),
                 "per_app_deploy_green_s": per_app("deploy-green"), "per_app_switch_s": per_app("switch"),
                 "overhead_median_s": round(percentile([c.overhead for c in calls], 50) or 0.0, 3)})
-    except BgciFailed as exc:
-        result["failure"] = str(exc)
+    except Exception as exc:  # reported in the results; the benchmark goes on
+        result["failure"] = str(exc) if isinstance(exc, BgciFailed) else f"{type(exc).__name__}: {exc}"
         say(f"scale: FAILED: {str(exc)[:400]}")
     finally:
         for project in projects:
             ctx.res.release(f"bgci app {project.app}")
-        _parallel(lambda p: p.down(), projects, 4)
+
+        def down(p: Project) -> None:
+            try:
+                p.down()
+            except Exception as exc:  # recorded; every other app must still be taken down
+                ctx.res.problems.append(f"could not take down {p.app}: {exc}")
+
+        _parallel(down, projects, 4)
     return _grown(result)
 
 
@@ -190,8 +197,8 @@ def scale_replicas(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
                 "switch_wall_s": round(switched.wall, 2),
                 "deploy_green_plus_switch_s": round(green.wall + switched.wall, 2),
                 "overhead_median_s": round(percentile([green.overhead, switched.overhead], 50) or 0.0, 3)})
-    except BgciFailed as exc:
-        result["failure"] = str(exc)
+    except Exception as exc:  # reported in the results; the benchmark goes on
+        result["failure"] = str(exc) if isinstance(exc, BgciFailed) else f"{type(exc).__name__}: {exc}"
         say(f"scale: FAILED: {str(exc)[:400]}")
     finally:
         ctx.res.cleanup(started_here)

@@ -158,7 +158,8 @@ class Project:
         try:
             self.bgci("down", check=False, timeout=120)
         finally:
-            if self.config.get("platform", {}).get("kind") in ("docker", "swarm") and self.res.client:
+            if self.config.get("platform", {}).get("kind") in ("docker", "swarm") and \
+                    self.res.client is not None:
                 remove_docker_app(self.res.client, self.app)
 
 
@@ -177,7 +178,7 @@ def remove_docker_app(client: Any, app: str) -> None:
     for container in client.api.containers(all=True):
         labels = container.get("Labels") or {}
         if labels.get("org.bgci.app") == app or labels.get("com.docker.swarm.service.name") in names:
-            with contextlib.suppress(docker.errors.NotFound):
+            with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):
                 client.api.remove_container(container["Id"], force=True, v=True)
     if services or _swarm_manager(client):
         for config in client.configs.list(filters=label):

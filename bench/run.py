@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 import uuid
 from pathlib import Path
 from typing import Any
@@ -176,13 +177,20 @@ def main(argv: list[str] | None = None) -> int:
                     results["rows"].append(run_baseline(cls, ctx))
             results["overhead"] = overhead(results["rows"], builds)
             say(f"`bgci --help` cold start, {args.help_runs} runs")
-            results["help"] = help_cold_start(args.help_runs)
+            try:
+                results["help"] = help_cold_start(args.help_runs)
+            except (OSError, subprocess.SubprocessError, ValueError) as exc:
+                ctx.notes.append(f"`bgci --help` not timed: {exc}")
             if args.sizes and ctx.images:
                 grow = scale_replicas if args.scale_on == "replicas" else scale
                 results["scale"] = grow(ctx, args.sizes, SCALE_ROWS[args.scale_on])
     except KeyboardInterrupt:
         say("interrupted: stopping everything the benchmark started")
         code = 130
+    except Exception as exc:  # a bug or a broken engine: still stop everything, still write results
+        traceback.print_exc()
+        ctx.notes.append(f"the run stopped early: {type(exc).__name__}: {exc}")
+        code = 1
     finally:
         problems = res.cleanup()
         results["cleanup_problems"] = problems
