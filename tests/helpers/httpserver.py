@@ -16,6 +16,7 @@ class Script:
     headers: dict[str, str] = field(default_factory=dict)
     seen_hosts: list[str] = field(default_factory=list)
     posts: list[bytes] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)  # answered first, one per request, then status
 
 
 @contextmanager
@@ -28,7 +29,7 @@ def serve(script: Script) -> Iterator[str]:
         def _answer(self) -> None:
             script.seen_hosts.append(self.headers.get("Host", ""))
             data = script.body.encode()
-            self.send_response(script.status)
+            self.send_response(script.statuses.pop(0) if script.statuses else script.status)
             for key, value in script.headers.items():
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(data)))
