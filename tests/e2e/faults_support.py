@@ -472,7 +472,9 @@ def crash_router(p: Project) -> None:
     if p.target.kind == "docker":
         container = _container(p, router_name(p))
         container.reload()
-        os.kill(int(container.attrs["State"]["Pid"]), signal.SIGKILL)
+        pid = int(container.attrs["State"]["Pid"] or 0)
+        assert pid > 0 and container.status == "running", f"router not running: {container.status}"
+        os.kill(pid, signal.SIGKILL)
     elif p.target.kind == "process":
         with contextlib.suppress(ProcessLookupError):
             os.killpg(_router_record(p).pid, signal.SIGKILL)

@@ -110,6 +110,11 @@ def ensure_previous(app: SharedApp) -> dict[str, Any]:
     return status
 
 
+def brief(status: dict[str, Any]) -> dict[str, Any]:
+    """The status without its history (an assertion message pytest does not cut short)."""
+    return {k: v for k, v in status.items() if k != "history"}
+
+
 def last(status: dict[str, Any], stage: str) -> dict[str, Any]:
     entries = [h for h in status["history"] if h["stage"] == stage]
     assert entries, f"no {stage} in the history: {status['history']}"
@@ -147,7 +152,7 @@ def _deploy_green(app: SharedApp, point: str) -> None:
     assert_one_healthy_colour(p, live)
     p.assert_serves(idle, app.target.version("v1"), p.preview_url)
     status = p.status()
-    assert (status["live"], status["lock"]) == (live, None), status
+    assert (status["live"], status["lock"]) == (live, None), brief(status)
     colour = status["colours"][idle]
     assert {k: colour[k] for k in ("image", "running", "healthy", "candidate", "quarantined")} == {
         "image": ref, "running": True, "healthy": True, "candidate": True, "quarantined": False,
@@ -176,7 +181,7 @@ def _switch(app: SharedApp, point: str) -> None:
         assert "the switch was never recorded" in rerun.err, rerun
     assert_one_healthy_colour(p, new)
     status = p.status()
-    assert (status["live"], status["previous"], status["lock"]) == (new, old, None), status
+    assert (status["live"], status["previous"], status["lock"]) == (new, old, None), brief(status)
     assert [status["colours"][c]["candidate"] for c in (new, old)] == [False, False], status
     assert status["colours"][new]["digest"] == candidate["digest"]
     assert status["colours"][old]["running"] and status["colours"][old]["healthy"], (
@@ -204,7 +209,7 @@ def _rollback(app: SharedApp, point: str) -> None:
     assert TRACEBACK not in rerun.text
     assert_one_healthy_colour(p, back)
     status = p.status()
-    assert (status["live"], status["previous"], status["lock"]) == (back, None, None), status
+    assert (status["live"], status["previous"], status["lock"]) == (back, None, None), brief(status)
     assert bad_digest in status["quarantined"], status["quarantined"]
     assert back_digest not in status["quarantined"]
     assert status["colours"][bad]["quarantined"] is True
