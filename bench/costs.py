@@ -111,6 +111,23 @@ def _grown(result: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _step(stage: str, ctx: Context, row: Row, live: dict[str, str],
+          failed: dict[str, str]) -> Callable[[Project], None]:
+    """One stage of an app's pipeline; a failure is recorded in ``failed`` and stops that app only."""
+    def run(project: Project) -> None:
+        if project.app in failed:
+            return
+        try:
+            if stage == "deploy-green":
+                live[project.app] = "v2" if live[project.app] == "v1" else "v1"
+                project.bgci(stage, "--image", release(ctx, row, live[project.app]))
+            else:
+                project.bgci(stage)
+        except BgciFailed as exc:
+            failed[project.app] = f"{stage}: {str(exc).splitlines()[-1][:300]}"
+    return run
+
+
 def scale(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
     """deploy-green + switch of 1, 4, 16... apps at once (each app a pipeline of its own)."""
     biggest = max(sizes)
@@ -135,15 +152,11 @@ def scale(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
         for size in sizes:
             group = projects[:size]
             marks = {p.app: len(p.calls) for p in group}
-
-            def green(p: Project) -> None:
-                live[p.app] = "v2" if live[p.app] == "v1" else "v1"
-                p.bgci("deploy-green", "--image", release(ctx, row, live[p.app]))
-
+            failed: dict[str, str] = {}  # app -> why its pipeline stopped (the others go on)
             say(f"scale: {size} app(s) at once: deploy-green, verify, switch")
-            deploy_wall = _parallel(green, group, size)
-            verify_wall = _parallel(lambda p: p.bgci("verify"), group, size)
-            switch_wall = _parallel(lambda p: p.bgci("switch"), group, size)
+            walls = {stage: _parallel(_step(stage, ctx, row, live, failed), group, size)
+                     for stage in ("deploy-green", "verify", "switch")}
+            deploy_wall, verify_wall, switch_wall = walls.values()
             calls = [c for p in group for c in p.calls[marks[p.app]:]]
 
             def per_app(stage: str, calls: list[Any] = calls) -> float:
@@ -154,7 +167,10 @@ def scale(ctx: Context, sizes: list[int], row: Row) -> dict[str, Any]:
                 "verify_wall_s": round(verify_wall, 2), "switch_wall_s": round(switch_wall, 2),
                 "deploy_green_plus_switch_s": round(deploy_wall + switch_wall, 2),
                 "per_app_deploy_green_s": per_app("deploy-green"), "per_app_switch_s": per_app("switch"),
-                "overhead_median_s": round(percentile([c.overhead for c in calls], 50) or 0.0, 3)})
+                "overhead_median_s": round(percentile([c.overhead for c in calls], 50) or 0.0, 3),
+                "failed_pipelines": failed})
+            for app, why in failed.items():
+                say(f"scale: {app} failed at {size} apps: {why}")
     except Exception as exc:  # reported in the results; the benchmark goes on
         result["failure"] = str(exc) if isinstance(exc, BgciFailed) else f"{type(exc).__name__}: {exc}"
         say(f"scale: FAILED: {str(exc)[:400]}")
