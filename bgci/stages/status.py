@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import requests
@@ -10,6 +11,8 @@ from bgci.deployment import Deployment
 from bgci.health import probe
 from bgci.model import COLOURS, Check, StageResult
 from bgci.stages.common import View
+
+STATUS_PROBES = 3
 
 
 def status(d: Deployment, result: StageResult, *, history: int = 10) -> StageResult:
@@ -44,7 +47,12 @@ def status(d: Deployment, result: StageResult, *, history: int = 10) -> StageRes
             }
             if instance and instance.running and router_state == "running":
                 url = router.live_url if colour == live else router.preview_url
-                outcome = probe(session, url, d.config.health, colour)
+                # up to 3 probes: one slow answer on a busy host is not "UNHEALTHY" to on-call
+                for _ in range(STATUS_PROBES):
+                    outcome = probe(session, url, d.config.health, colour)
+                    if outcome.ok:
+                        break
+                    time.sleep(d.config.health.interval)
                 entry["healthy"] = outcome.ok
                 entry["health"] = outcome.detail
             colours[colour] = entry
