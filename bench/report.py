@@ -205,7 +205,7 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     rows = [r for r in results["rows"] if "sent" in r]
     if not rows:
         return False
-    fig, axes = plt.subplots(3, 1, figsize=(11, 12), gridspec_kw={"height_ratios": [1.1, 1, 1]})
+    fig, axes = plt.subplots(3, 1, figsize=(11, 13.5), gridspec_kw={"height_ratios": [1.1, 1, 1]})
     bars, ok_ax, lat_ax = axes
     names = [r["name"] for r in rows]
     lost = [r["lost"] for r in rows]
@@ -216,8 +216,8 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     for i, v in enumerate(lost):
         bars.text(max(v, 0.5) * 1.1, i, f"{v:,} of {rows[i]['sent']:,}", va="center", fontsize=9)
     bars.set_xlim(0.4, max(max(lost) * 8, 10))
-    bars.set_title(f"Requests lost over {results['settings']['cycles']} switch + rollback cycles "
-                   "(green: bgci, red: baselines; log scale, 0 drawn at 0.5)")
+    bars.set_title(f"Requests lost over {results['settings']['cycles']} switch + rollback cycles\n"
+                   "(green: bgci, red: what users do instead; log scale, 0 drawn at 0.5)")
     for r in rows:
         s = r["series"]
         style = "-" if r["kind"] == "bgci" else "--"
@@ -232,10 +232,10 @@ def chart(results: dict[str, Any], path: Path) -> bool:
     ok_ax.set_ylim(bottom=0)
     ok_ax.set_ylabel(f"successful responses/s (offered {offered:g})")
     ok_ax.set_title("Successful responses around the switch (100 ms bins, mean over switches and rollbacks)")
-    ok_ax.legend(fontsize=8, loc="lower right")
+    ok_ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     lat_ax.set_yscale("log")
     lat_ax.set_ylabel("p99 latency, ms (successful requests)")
-    lat_ax.set_title("p99 latency around the switch (by request start)")
+    lat_ax.set_title("p99 latency around the switch (by request start; same colours)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
