@@ -24,6 +24,13 @@ class RouterSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
+def router_url(host: str, port: int, public: str) -> str:
+    """The URL of a router address; a wildcard host (``0.0.0.0``, ``::``) becomes ``public``."""
+    if host in ("", "0.0.0.0", "::"):
+        host = public
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class RouterHost(Protocol):
     """Where a managed router process lives (a container on the engine, or a local process)."""
 

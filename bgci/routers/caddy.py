@@ -42,7 +42,7 @@ from bgci.health import COLOUR_HEADER
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.platforms import Platform
-from bgci.routers import RouterHost, RouterSpec, attached
+from bgci.routers import RouterHost, RouterSpec, attached, router_url
 from bgci.routers.binaries import find_binary
 from bgci.timings import waits_on
 
@@ -126,11 +126,6 @@ def dump(doc: Any) -> bytes:
     return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
 
 
-def _url(host: str, port: int, public: str) -> str:
-    if host in ("", "0.0.0.0", "::"):
-        host = public
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
 
 class CaddyRouter:
     def __init__(self, config: Config, platform: Platform) -> None:
@@ -140,8 +135,8 @@ class CaddyRouter:
         listen_host, listen_port = split_address(config.router.listen)
         preview_host, preview_port = split_address(config.router.preview)
         public = platform.public_host()
-        self.live_url = _url(listen_host, listen_port, public)
-        self.preview_url = _url(preview_host, preview_port, public)
+        self.live_url = router_url(listen_host, listen_port, public)
+        self.preview_url = router_url(preview_host, preview_port, public)
         self.names = {role: f"bgci-{self.app}-{role}" for role in ROLES}
         self._backends: dict[Colour, str] = {}
         self.host: RouterHost | None = None

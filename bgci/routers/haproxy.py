@@ -29,7 +29,7 @@ from bgci.errors import InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.platforms import Platform
-from bgci.routers import RouterHost, RouterSpec, dns_names
+from bgci.routers import RouterHost, RouterSpec, dns_names, router_url
 
 DEFAULT_IMAGE = "haproxy:2.8"
 DIR = "bgci-haproxy"  # the router's files, under RouterHost.path (/etc/bgci-haproxy in a container)
@@ -139,8 +139,8 @@ class HAProxyRouter:
         listen_host, listen_port = split_address(config.router.listen)
         preview_host, preview_port = split_address(config.router.preview)
         public = platform.public_host()
-        self.live_url = _url(listen_host, listen_port, public)
-        self.preview_url = _url(preview_host, preview_port, public)
+        self.live_url = router_url(listen_host, listen_port, public)
+        self.preview_url = router_url(preview_host, preview_port, public)
         image = config.router.image or DEFAULT_IMAGE
         ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
         self.dns = dns_names(self.host)
@@ -317,10 +317,3 @@ class HAProxyRouter:
                 return int(fields[header.index("scur")] or 0)
         return 0
 
-
-def _url(host: str, port: int, public: str) -> str:
-    if host in ("", "0.0.0.0", "::"):
-        host = public
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"

@@ -22,8 +22,8 @@ from bgci.errors import InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.platforms import Platform
-from bgci.routers import attached
-from bgci.routers.haproxy import HAProxyRouter, _url, parse_map, render_map
+from bgci.routers import attached, router_url
+from bgci.routers.haproxy import HAProxyRouter, parse_map, render_map
 
 
 class AttachedHAProxyRouter(HAProxyRouter):
@@ -38,8 +38,8 @@ class AttachedHAProxyRouter(HAProxyRouter):
         listen_host, listen_port = split_address(config.router.listen)
         preview_host, preview_port = split_address(config.router.preview)
         public = platform.public_host()
-        self.live_url = _url(listen_host, listen_port, public)
-        self.preview_url = _url(preview_host, preview_port, public)
+        self.live_url = router_url(listen_host, listen_port, public)
+        self.preview_url = router_url(preview_host, preview_port, public)
         self.dns: dict[Colour, str] = {}
         self.slots = 1
         self._backends: dict[Colour, str] = {}

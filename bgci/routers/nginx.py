@@ -40,7 +40,7 @@ from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import Colour
 from bgci.platforms import Platform
-from bgci.routers import RouterHost, RouterSpec, attached
+from bgci.routers import RouterHost, RouterSpec, attached, router_url
 from bgci.routers.binaries import find_binary
 from bgci.routers.nginx_conf import COLOUR_PATH, render_main, render_site, site_facts
 from bgci.timings import waits_on
@@ -63,11 +63,6 @@ def nginx_binary() -> str:
                             "own nginx with its own config)")
 
 
-def _url(host: str, port: int, public: str) -> str:
-    if host in ("", "0.0.0.0", "::"):
-        host = public
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
 
 class NginxRouter:
     def __init__(self, config: Config, platform: Platform) -> None:
@@ -77,8 +72,8 @@ class NginxRouter:
         listen_host, listen_port = split_address(config.router.listen)
         preview_host, preview_port = split_address(config.router.preview)
         public = platform.public_host()
-        self.live_url = _url(listen_host, listen_port, public)
-        self.preview_url = _url(preview_host, preview_port, public)
+        self.live_url = router_url(listen_host, listen_port, public)
+        self.preview_url = router_url(preview_host, preview_port, public)
         self._backends: dict[Colour, str] = {}
         self.host: RouterHost | None = None
         if not self.managed:

@@ -35,7 +35,7 @@ from bgci.health import COLOUR_HEADER
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.platforms import Platform
-from bgci.routers import RouterHost, RouterSpec
+from bgci.routers import RouterHost, RouterSpec, router_url
 from bgci.routers.binaries import find_binary
 from bgci.timings import waits_on
 
@@ -122,11 +122,6 @@ def _free_port() -> int:
         return port
 
 
-def _url(host: str, port: int, public: str) -> str:
-    if host in ("", "0.0.0.0", "::"):
-        host = public
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-
 
 class TraefikRouter:
     def __init__(self, config: Config, platform: Platform) -> None:
@@ -139,8 +134,8 @@ class TraefikRouter:
         listen_host, listen_port = split_address(config.router.listen)
         preview_host, preview_port = split_address(config.router.preview)
         public = platform.public_host()
-        self.live_url = _url(listen_host, listen_port, public)
-        self.preview_url = _url(preview_host, preview_port, public)
+        self.live_url = router_url(listen_host, listen_port, public)
+        self.preview_url = router_url(preview_host, preview_port, public)
         image = traefik_binary() if self.host.local else (config.router.image or DEFAULT_IMAGE)
         ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
         fingerprint = hashlib.sha256(

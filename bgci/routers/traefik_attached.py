@@ -19,8 +19,8 @@ from bgci.errors import InfraError
 from bgci.log import Log
 from bgci.model import Colour
 from bgci.platforms import Platform
-from bgci.routers import RouterSpec, attached
-from bgci.routers.traefik import TraefikRouter, _url, applied, dump, render_dynamic
+from bgci.routers import RouterSpec, attached, router_url
+from bgci.routers.traefik import TraefikRouter, applied, dump, render_dynamic
 
 
 class AttachedTraefikRouter(TraefikRouter):
@@ -35,8 +35,8 @@ class AttachedTraefikRouter(TraefikRouter):
         listen_host, listen_port = split_address(config.router.listen)
         preview_host, preview_port = split_address(config.router.preview)
         public = platform.public_host()
-        self.live_url = _url(listen_host, listen_port, public)
-        self.preview_url = _url(preview_host, preview_port, public)
+        self.live_url = router_url(listen_host, listen_port, public)
+        self.preview_url = router_url(preview_host, preview_port, public)
         self.ports = (listen_port, preview_port)
         self.spec = RouterSpec(name=f"your Traefik ({self.api})", image="", command=[],
                                ports={}, labels={})
