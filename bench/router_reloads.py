@@ -40,8 +40,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `python bench/router_reloads.py` from anywhere
 
 from bgci.config import load_config  # noqa: E402
-from bgci.platforms.process import ProcessPlatform  # noqa: E402
-from bgci.routers import caddy, make_router  # noqa: E402
+from bgci.registry import make_router, open_site  # noqa: E402
+from bgci.routers import caddy  # noqa: E402
 from tests.helpers.routers import CLIENTS, Load, backends, bgci_toml, find, free_port  # noqa: E402
 
 
@@ -85,7 +85,7 @@ def bgci_router(row: Row, work: Path, addresses: dict[str, str]) -> Iterator[Tar
     config_file.write_text(bgci_toml(row.kind, work / "state", listen=f"127.0.0.1:{free_port()}",
                                      preview=f"127.0.0.1:{free_port()}", extra=row.extra))
     config = load_config(str(config_file), cwd=work, environ={})
-    router = make_router(config, ProcessPlatform(config))
+    router = make_router(config, open_site(config))
     try:
         router.ensure(addresses, Log())
         router.switch("blue")

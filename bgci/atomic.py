@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import uuid
 from pathlib import Path
 
@@ -27,3 +28,23 @@ def write_atomic(path: Path, data: bytes | str, mode: int = 0o666) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def read_or_none(path: str | Path) -> bytes | None:
+    """The bytes of ``path``; None when it does not exist."""
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def write_keeping_mode(path: str | Path, data: bytes, default_mode: int = 0o644) -> None:
+    """Replace ``path`` in one rename; an existing file keeps its mode (a new one gets
+    ``default_mode``), and missing parent directories are made."""
+    target = Path(path)
+    try:
+        mode = stat.S_IMODE(target.stat().st_mode)
+    except FileNotFoundError:
+        mode = default_mode
+    target.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target, data, mode=mode)

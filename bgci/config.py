@@ -1,8 +1,8 @@
-"""The configuration schema (``bgci.toml`` or ``[tool.bgci]``), its loader and its validation.
+"""Loading the configuration (``bgci.toml`` or ``[tool.bgci]``): find, merge, type, validate.
 
-Every key is a dataclass field; ``meta(...)`` carries its meaning so the reference docs can be
-generated from this file. Precedence: command line (``--set``) > environment (``BGCI_<SECTION>_<KEY>``)
-> config file > defaults.
+The keys themselves are the dataclasses of ``bgci.settings``. Precedence: command line (``--set``)
+> environment (``BGCI_<SECTION>_<KEY>``) > config file > defaults. What the registry knows (the
+platform and router kinds, each router's own keys and rules) it checks itself: ``bgci.registry``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,36 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, get_origin, get_type_hints
 
+from bgci import registry
 from bgci.errors import ConfigError
+from bgci.settings import (
+    HOOK_NAMES,
+    INTERNAL,
+    BuildConfig,
+    Config,
+    FailureHookConfig,
+    HealthConfig,
+    HookConfig,
+    HooksConfig,
+    LockConfig,
+    NotifyConfig,
+    PlatformConfig,
+    ReportsConfig,
+    RouterConfig,
+    SwitchConfig,
+    VerifyConfig,
+    split_address,
+)
+from bgci.stages import FAILURE_STAGES
+
+__all__ = [
+    "BuildConfig", "Config", "FailureHookConfig", "HealthConfig", "HookConfig", "HooksConfig",
+    "LockConfig", "NotifyConfig", "PlatformConfig", "ReportsConfig", "RouterConfig",
+    "SwitchConfig", "VerifyConfig", "find_config", "load_config", "scalar_keys", "split_address",
+]
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,177 +50,6 @@ else:  # pragma: no cover
     import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 
-def meta(doc: str, choices: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"doc": doc, "choices": choices}
-
-
-@dataclass
-class BuildConfig:
-    context: str = field(default=".", metadata=meta("build context directory"))
-    dockerfile: str = field(default="Dockerfile", metadata=meta("Dockerfile, relative to context"))
-    build_args: dict[str, str] = field(default_factory=dict, metadata=meta("docker build args"))
-    test_command: str = field(default="", metadata=meta("run before the build; failure = exit 1"))
-    image: str = field(default="", metadata=meta("image repository; default: the app name"))
-    push: bool = field(default=False, metadata=meta("push the image after the build"))
-
-
-@dataclass
-class PlatformConfig:
-    kind: str = field(default="docker", metadata=meta("where colours run",
-                                                      ("docker", "process", "swarm")))
-    port: int = field(default=8000, metadata=meta("port the app listens on in its container"))
-    env: dict[str, str] = field(default_factory=dict, metadata=meta("extra app environment"))
-    command: str = field(default="", metadata=meta("process platform: command with {port}"))
-    replicas: int = field(default=1, metadata=meta("swarm: tasks per colour"))
-    state_dir: str = field(default="~/.local/state/bgci", metadata=meta(
-        "process platform: where releases, colours, the local router and the state live "
-        "(relative to the config file's directory)"))
-
-
-@dataclass
-class RouterConfig:
-    kind: str = field(default="haproxy", metadata=meta(
-        "the router", ("haproxy", "traefik", "nginx", "caddy")))
-    listen: str = field(default="127.0.0.1:8080", metadata=meta("live address host:port"))
-    preview: str = field(default="127.0.0.1:8081", metadata=meta("idle-colour address host:port"))
-    managed: bool = field(default=True, metadata=meta("bgci starts and owns the router"))
-    image: str = field(default="", metadata=meta("managed router image on docker"))
-    # managed = false: where bgci finds a router the user runs (only the keys of router.kind; see
-    # ROUTER_ATTACH_KEYS); relative paths start in the config file's directory
-    admin_socket: str = field(default="", metadata=meta(
-        "haproxy, managed = false: HAProxy's runtime API at admin level: a unix socket path, or "
-        "host:port of a TCP stats socket"))
-    map_file: str = field(default="", metadata=meta(
-        "haproxy, managed = false: the map file your use_backend rule reads, as haproxy.cfg names "
-        "it; bgci sets it at runtime and rewrites the file"))
-    config_dir: str = field(default="", metadata=meta(
-        "traefik, managed = false: the directory Traefik's file provider watches; bgci writes only "
-        "bgci-<app>.yml there"))
-    admin_url: str = field(default="", metadata=meta(
-        "traefik / caddy, managed = false: Traefik's API (e.g. http://127.0.0.1:8080) or Caddy's "
-        "admin API (http://127.0.0.1:2019 or unix//path/to/admin.sock)"))
-    include_file: str = field(default="", metadata=meta(
-        "nginx, managed = false: the file bgci owns, included in your nginx.conf's http {} block"))
-    reload_command: str = field(default="", metadata=meta(
-        "nginx, managed = false: graceful reload (default: nginx -s reload)"))
-    check_command: str = field(default="", metadata=meta(
-        "nginx, managed = false: config test run before every reload (default: nginx -t)"))
-    client_keepalive: bool = field(default=True, metadata=meta(
-        "nginx: keep idle client connections open between requests; false = one request per "
-        "connection, so that a reload closes no connection under a client (docs/routers.md)"))
-
-
-@dataclass
-class HealthConfig:
-    path: str = field(default="/healthz", metadata=meta("health endpoint path"))
-    status: int = field(default=200, metadata=meta("expected HTTP status"))
-    contains: str = field(default="", metadata=meta("substring the body must contain"))
-    host: str = field(default="", metadata=meta("Host header to send"))
-    timeout: float = field(default=2.0, metadata=meta("per request, seconds"))
-    interval: float = field(default=0.5, metadata=meta("seconds between probes"))
-    deadline: float = field(default=60.0, metadata=meta("give up after, seconds"))
-    successes: int = field(default=3, metadata=meta("consecutive successes required"))
-
-
-@dataclass
-class VerifyConfig:
-    smoke: str = field(default="", metadata=meta("pytest path run with BGCI_TARGET_URL"))
-    p95_ms: float = field(default=0.0, metadata=meta("latency budget; 0 = off"))
-    against_blue: bool = field(default=False, metadata=meta(
-        "switch: right after the pre_switch hook (the migration) and before traffic moves, run the "
-        "smoke suite against the live colour and again against the new one; a failure = exit 1, "
-        "no switch"))
-
-
-@dataclass
-class SwitchConfig:
-    drain: float = field(default=10.0, metadata=meta("seconds for in-flight requests to finish"))
-    bake: float = field(default=0.0, metadata=meta("seconds to watch live traffic; 0 = off"))
-    max_error_rate: float = field(default=0.0, metadata=meta("bake: failure fraction to roll back"))
-    retire_after: float = field(default=600.0, metadata=meta("scale-down delay for retire"))
-    confirm_requests: int = field(default=20, metadata=meta("requests that must reach new colour"))
-
-
-@dataclass
-class HookConfig:
-    command: str = field(default="", metadata=meta("the hook command"))
-    run_in: str = field(default="runner", metadata=meta("where it runs", ("runner", "green")))
-    timeout: float = field(default=300.0, metadata=meta("seconds"))
-
-
-HOOK_NAMES = ("pre_deploy", "post_deploy", "pre_switch", "post_switch", "post_rollback")
-# The stages hooks.on_failure may run after (status and lock only read, so never "fail").
-FAILURE_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "retire", "down")
-
-
-@dataclass
-class FailureHookConfig:
-    command: str = field(default="", metadata=meta(
-        "run on the runner after a stage fails (exit 1, 3 or 4); BGCI_STAGE, BGCI_OUTCOME, "
-        "BGCI_EXIT_CODE and BGCI_MESSAGE say which and why"))
-    run_in: str = field(default="runner", metadata=meta(
-        "always the runner: a failed stage's release may not be runnable", ("runner",)))
-    timeout: float = field(default=300.0, metadata=meta("seconds"))
-    stages: str = field(default="", metadata=meta(
-        "comma-separated stages it runs for, e.g. \"switch,rollback\"; empty = all of "
-        + ", ".join(FAILURE_STAGES)))
-
-    @property
-    def stage_list(self) -> tuple[str, ...]:
-        """The stages this hook runs after (all of FAILURE_STAGES when ``stages`` is empty)."""
-        named = tuple(s.strip() for s in self.stages.split(",") if s.strip())
-        return named or FAILURE_STAGES
-
-
-@dataclass
-class HooksConfig:
-    pre_deploy: HookConfig = field(default_factory=HookConfig, metadata=meta("before green starts"))
-    post_deploy: HookConfig = field(default_factory=HookConfig, metadata=meta("after green healthy"))
-    pre_switch: HookConfig = field(default_factory=HookConfig, metadata=meta("before traffic moves"))
-    post_switch: HookConfig = field(default_factory=HookConfig, metadata=meta("after the switch"))
-    post_rollback: HookConfig = field(default_factory=HookConfig, metadata=meta("after rollback"))
-    on_failure: FailureHookConfig = field(default_factory=FailureHookConfig,
-                                          metadata=meta("after any stage fails"))
-
-
-@dataclass
-class NotifyConfig:
-    url: str = field(default="", metadata=meta("webhook for stage outcomes"))
-
-
-@dataclass
-class LockConfig:
-    ttl: float = field(default=900.0, metadata=meta("a lock older than this is stale"))
-
-
-@dataclass
-class ReportsConfig:
-    dir: str = field(default="bgci-reports", metadata=meta("reports directory"))
-
-
-@dataclass
-class Config:
-    app: str = field(default="", metadata=meta("required; [a-z0-9-]; names everything"))
-    build: BuildConfig = field(default_factory=BuildConfig, metadata=meta("[build]"))
-    platform: PlatformConfig = field(default_factory=PlatformConfig, metadata=meta("[platform]"))
-    router: RouterConfig = field(default_factory=RouterConfig, metadata=meta("[router]"))
-    health: HealthConfig = field(default_factory=HealthConfig, metadata=meta("[health]"))
-    verify: VerifyConfig = field(default_factory=VerifyConfig, metadata=meta("[verify]"))
-    switch: SwitchConfig = field(default_factory=SwitchConfig, metadata=meta("[switch]"))
-    hooks: HooksConfig = field(default_factory=HooksConfig, metadata=meta("[hooks.*]"))
-    notify: NotifyConfig = field(default_factory=NotifyConfig, metadata=meta("[notify]"))
-    lock: LockConfig = field(default_factory=LockConfig, metadata=meta("[lock]"))
-    reports: ReportsConfig = field(default_factory=ReportsConfig, metadata=meta("[reports]"))
-    source: str = field(default="(defaults)", metadata=meta("where the config came from"))
-    root: Path = field(default_factory=Path.cwd, metadata=meta("directory relative paths start in"))
-
-    @property
-    def image_repo(self) -> str:
-        return self.build.image or self.app
-
-
-# Fields that are bookkeeping, not configuration keys.
-_INTERNAL = {"source", "root"}
 _APP_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 _ADDR_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 
@@ -287,7 +141,7 @@ def scalar_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:
     keys: list[str] = []
     hints = get_type_hints(cls)
     for f in dataclasses.fields(cls):
-        if f.name in _INTERNAL:
+        if f.name in INTERNAL:
             continue
         typ = hints[f.name]
         if dataclasses.is_dataclass(typ):
@@ -327,7 +181,7 @@ def _build(cls: type[Any], data: Any, source: str, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: {where} must be a table, got {type(data).__name__}")
     hints = get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name not in _INTERNAL]
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in INTERNAL]
     for key in data:
         if key not in names:
             raise ConfigError(
@@ -383,9 +237,7 @@ def _check_values(config: Config) -> None:
         raise ConfigError(
             f"{src}: app = {config.app!r} must be 1-40 of [a-z0-9-], not starting or ending with -"
         )
-    _choice(config, "platform.kind", config.platform.kind)
-    _choice(config, "router.kind", config.router.kind)
-    _check_router(config)
+    registry.check(config)
     for name in HOOK_NAMES:
         _choice(config, f"hooks.{name}.run_in", getattr(config.hooks, name).run_in)
     _choice(config, "hooks.on_failure.run_in", config.hooks.on_failure.run_in)
@@ -420,61 +272,6 @@ def _check_values(config: Config) -> None:
         raise ConfigError(f"{src}: platform.port must be 1-65535, got {config.platform.port}")
 
 
-# router.managed = false: the keys that attach bgci to each kind of router (required, optional)
-ROUTER_ATTACH_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "haproxy": (("admin_socket", "map_file"), ()),
-    "traefik": (("config_dir", "admin_url"), ()),
-    "nginx": (("include_file",), ("reload_command", "check_command")),
-    "caddy": (("admin_url",), ()),
-}
-# why router.client_keepalive is for nginx only (measured: docs/routers.md)
-_KEEPALIVE_NOT_FOR = {
-    "haproxy": "HAProxy switches without a reload and closes no connection",
-    "traefik": "Traefik switches without a reload and closes no connection",
-    "caddy": "Caddy replaces its listening sockets at every change, so new connections are "
-             "reset as well: turning keep-alive off does not help",
-}
-
-
-def _check_router(config: Config) -> None:
-    """The attach keys of router.kind when managed = false, and no key another kind uses."""
-    src, router = config.source, config.router
-    required, optional = ROUTER_ATTACH_KEYS[router.kind]
-    allowed = set() if router.managed else {*required, *optional}
-    mode = "managed = true" if router.managed else "managed = false"
-    for key in sorted({k for keys in ROUTER_ATTACH_KEYS.values() for k in (*keys[0], *keys[1])}):
-        if getattr(router, key) and key not in allowed:
-            users = [kind for kind, keys in ROUTER_ATTACH_KEYS.items() if key in (*keys[0], *keys[1])]
-            raise ConfigError(
-                f"{src}: router.{key} is not used with router.kind = {router.kind!r} and {mode}: "
-                f"it attaches bgci to a router you run ({' or '.join(users)}, managed = false)",
-                f"remove router.{key}" + (f"; with {mode} {router.kind} reads: "
-                                           f"{', '.join('router.' + k for k in sorted(allowed))}"
-                                           if allowed else ""))
-    if not router.managed:
-        for key in required:
-            if not getattr(router, key):
-                raise ConfigError(
-                    f"{src}: router.{key} is required with router.kind = {router.kind!r} and "
-                    "managed = false (bgci attaches to the router you run through it)",
-                    f"set router.{key}; see docs/routers.md")
-    if not router.client_keepalive and router.kind in _KEEPALIVE_NOT_FOR:
-        raise ConfigError(f"{src}: router.client_keepalive is only for router.kind = \"nginx\": "
-                          f"{_KEEPALIVE_NOT_FOR[router.kind]}", "remove it")
-    if router.kind == "caddy" and router.admin_url:
-        _url_or_socket(src, "router.admin_url", router.admin_url, unix=True)
-    if router.kind == "traefik" and router.admin_url:
-        _url_or_socket(src, "router.admin_url", router.admin_url, unix=False)
-
-
-def _url_or_socket(source: str, key: str, value: str, *, unix: bool) -> None:
-    if value.startswith("http://") or (unix and value.startswith("unix/")):
-        return
-    raise ConfigError(f"{source}: {key} = {value!r} must be an http:// URL"
-                      + (" or unix//path/to/admin.sock" if unix else ""),
-                      "e.g. http://127.0.0.1:2019")
-
-
 def _get(config: Config, dotted: str) -> Any:
     node: Any = config
     for part in dotted.split("."):
@@ -499,10 +296,3 @@ def _address(source: str, key: str, value: str) -> None:
     match = _ADDR_RE.match(value)
     if not match or not 1 <= int(match.group(2)) <= 65535:
         raise ConfigError(f"{source}: {key} = {value!r} must be host:port, e.g. 127.0.0.1:8080")
-
-
-def split_address(value: str) -> tuple[str, int]:
-    """``host:port`` into its parts (brackets of IPv6 hosts removed)."""
-    host, _, port = value.rpartition(":")
-    return host.strip("[]"), int(port)
-

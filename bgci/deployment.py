@@ -7,11 +7,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
-from bgci.config import Config
+from bgci.lock import deploy_lock, new_lock
 from bgci.log import Log
-from bgci.platforms import Platform, make_platform
-from bgci.routers import Router, make_router
-from bgci.state import LockInfo, StateStore, deploy_lock, new_lock
+from bgci.ports import LockInfo, Platform, Router, StateStore
+from bgci.registry import Site, make_router, open_site
+from bgci.settings import Config
 
 
 @dataclass
@@ -23,23 +23,36 @@ class Identity:
 
 
 class Deployment:
-    def __init__(self, config: Config, log: Log, who: Identity, lock_wait: float = 60.0) -> None:
+    """One app's deployment as a stage sees it: its config, its log, who runs the stage, and the
+    adapters of its target, made on first use from the registry (or given: ``site`` and
+    ``router``, as the stage-core tests give fakes)."""
+
+    def __init__(self, config: Config, log: Log, who: Identity, lock_wait: float = 60.0, *,
+                 site: Site | None = None, router: Router | None = None) -> None:
         self.config = config
         self.log = log
         self.who = who
         self.lock_wait = lock_wait
+        if site is not None:
+            self.site = site
+        if router is not None:
+            self.router = router
+
+    @cached_property
+    def site(self) -> Site:
+        return open_site(self.config)
 
     @cached_property
     def platform(self) -> Platform:
-        return make_platform(self.config)
+        return self.site.platform
 
     @cached_property
     def router(self) -> Router:
-        return make_router(self.config, self.platform)
+        return make_router(self.config, self.site)
 
     @cached_property
     def store(self) -> StateStore:
-        return self.platform.store()
+        return self.site.store
 
     @contextmanager
     def locked(self) -> Iterator[LockInfo]:
@@ -50,5 +63,5 @@ class Deployment:
             yield held
 
     def close(self) -> None:
-        if "platform" in self.__dict__:
-            self.platform.close()
+        if "site" in self.__dict__:
+            self.site.close()

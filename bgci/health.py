@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 
 import requests
 
-from bgci.config import HealthConfig
 from bgci.log import Log
 from bgci.model import Check, Colour
+from bgci.settings import HealthConfig
 from bgci.timings import waits_on
 
 COLOUR_HEADER = "X-Bgci-Color"

@@ -17,10 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from bgci.config import HookConfig
 from bgci.deployment import Deployment
 from bgci.errors import BgciError, CheckFailed
 from bgci.model import Check, Colour, Release, StageResult
+from bgci.settings import HookConfig
 
 # Exit codes after which hooks.on_failure runs: a check failed, the infrastructure broke, or the
 # stage refused. Not 2 (the configuration itself is in doubt), 5 (another pipeline's lock: nothing

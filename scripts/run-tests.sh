@@ -23,7 +23,6 @@ if [ ! -x "$TOX_VENV/bin/tox" ]; then
     "$TOX_VENV/bin/pip" install --quiet --disable-pip-version-check "tox>=4"
 fi
 tox() { "$TOX_VENV/bin/tox" "$@"; }
-export BGCI_SCHEMAS_DIR="${BGCI_SCHEMAS_DIR:-$(cd .. && pwd)/shared/schemas}"
 
 if [ "$#" -gt 0 ]; then
     tox "$@"

@@ -10,7 +10,8 @@
 set -euo pipefail
 
 BGCI_CACHE=${BGCI_CACHE:-/var/cache/bgci}
-MIRROR=${BGCI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# debootstrap's own default mirror unless BGCI_DEBIAN_MIRROR names another
+MIRROR=${BGCI_DEBIAN_MIRROR:-}
 BASE_IMAGE=bgci-test/python:bookworm
 HAPROXY_IMAGE=bgci-test/haproxy:local
 BASE_TREE=$BGCI_CACHE/base
@@ -123,7 +124,7 @@ else
         say "debootstrap bookworm into $BASE_TREE (takes a few minutes)"
         rm -rf "$BASE_TREE.tmp" "$BASE_TREE" "$BASE_TREE.ok"
         debootstrap --variant=minbase --include="$BASE_INCLUDE" \
-            bookworm "$BASE_TREE.tmp" "$MIRROR" \
+            bookworm "$BASE_TREE.tmp" ${MIRROR:+"$MIRROR"} \
             >"$BGCI_CACHE/debootstrap.log" 2>&1 \
             || fail_with "$BGCI_CACHE/debootstrap.log" "debootstrap failed"
         # Only a finished tree is ever reused: a crash above leaves just base.tmp behind.

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
+from bgci import notify as notify_module
 from bgci.log import StderrLog
 from bgci.model import StageResult
 from bgci.notify import notify
 from tests.helpers.httpserver import Script, serve
+
+
+@pytest.fixture(autouse=True)
+def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """urllib3's retries, without their waits."""
+    monkeypatch.setattr(notify_module, "BACKOFF", 0.0)
 
 
 def result() -> StageResult:

@@ -34,11 +34,13 @@ SHELLS = {"sh", "/bin/sh", "bash", "/bin/bash"}
 USER_SHELL_COMMANDS = {
     ("hooks.py", "command"): "hooks.<name>.command, run on the runner",
     ("stages/build.py", "command"): "build.test_command",
-    ("platforms/docker.py", "command"): "a hook with run_in = \"green\" (one-off container)",
+    ("docker_engine.py", "command"): "a hook with run_in = \"green\" (one-off container)",
     ("platforms/process.py", "command"): "a hook with run_in = \"green\" (the release's venv)",
     ("platforms/process.py", "command.replace('{port}', str(port))"):
         "platform.command with the port bgci picked (an int) in place of {port}",
-    ("routers/attached.py", "command"): "router.check_command / router.reload_command",
+    ("routers/nginx.py", "config.router.check_command or DEFAULT_CHECK"): "router.check_command",
+    ("routers/nginx.py", "config.router.reload_command or DEFAULT_RELOAD"):
+        "router.reload_command",
 }
 
 

@@ -9,9 +9,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from bgci.lock import default_holder
 from bgci.model import Check, StageResult
 from bgci.report.text import fix_surrogates, one_line
-from bgci.state import default_holder
 
 # Step output name -> the bgci.env variable it mirrors.
 OUTPUTS = {

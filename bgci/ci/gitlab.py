@@ -10,9 +10,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from bgci.lock import default_holder
 from bgci.model import StageResult
 from bgci.report.text import one_line
-from bgci.state import default_holder
 
 _NOT_NAME = re.compile(r"[^a-z0-9_.-]+")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from bgci.ci.local import Local
-from bgci.state import default_holder
+from bgci.lock import default_holder
 
 
 class Jenkins(Local):

@@ -7,9 +7,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+from bgci.lock import default_holder
 from bgci.model import StageResult
 from bgci.report.text import one_line
-from bgci.state import default_holder
 
 
 class Local:

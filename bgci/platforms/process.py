@@ -4,7 +4,7 @@ Everything lives in the state dir (``platform.state_dir``, default ``~/.local/st
 
     <app>/releases/<id>/     one release: sources + virtualenv (see ``releases.py``)
     <app>/colours/<colour>/  process.json (pid, start time, port, release) and output.log
-    <app>/router/            the managed router's files, pidfile and log (``routers/localhost.py``)
+    <app>/router/            the managed router's files, pidfile and log (``hosts/local.py``)
     <app>/state.json         the deployment state, and lock.json, the deploy lock (``state/files.py``)
 
 A colour is ``platform.command`` run by ``/bin/sh`` in the release's sources, with the release's
@@ -22,14 +22,12 @@ import socket
 import subprocess
 from pathlib import Path
 
-from bgci.config import Config
+from bgci import detached
 from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, Instance, Release
-from bgci.platforms import detached
 from bgci.platforms.releases import ReleaseInfo, build_release, check_id, venv_python
-from bgci.routers.localhost import LocalRouterHost
-from bgci.state.files import FileStore
+from bgci.settings import Config
 from bgci.timings import waits_on
 
 # What a colour inherits from bgci's environment. The rest (CI tokens, registry passwords) stays
@@ -196,17 +194,3 @@ class ProcessPlatform:
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         return detached.tail(self._dir(colour) / "output.log", lines)
-
-    # -- neighbours ------------------------------------------------------------------------
-    def store(self) -> FileStore:
-        return FileStore(self.root, self.app)
-
-    def router_host(self) -> LocalRouterHost:
-        return LocalRouterHost(self.root / "router")
-
-    def public_host(self) -> str:
-        return "127.0.0.1"
-
-    def close(self) -> None:
-        """Nothing to close: colours and router run on without bgci."""
-

@@ -19,153 +19,50 @@ is run by its ID, which suits a single-node swarm only.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 import docker.errors
 from docker.types import EndpointSpec, RestartPolicy, ServiceMode
 
-from bgci.config import Config
-from bgci.errors import CheckFailed, InfraError
+from bgci.docker_engine import (
+    LABEL,
+    EngineReleases,
+    engine,
+    run_one_off,
+)
+from bgci.errors import InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, Instance, Release
-from bgci.platforms.docker import LABEL, DockerPlatform, engine
+from bgci.settings import Config
+from bgci.swarm_engine import (
+    SECOND,
+    converge,
+    ensure_overlay,
+    find_service,
+    running_tasks,
+    scale_down_and_remove,
+)
 
-if TYPE_CHECKING:
-    from bgci.routers.swarmhost import SwarmRouterHost
-    from bgci.state.swarm import SwarmStore
-
-SECOND = 1_000_000_000  # Swarm durations are nanoseconds
-ACTIVE_STATES = frozenset({"new", "pending", "assigned", "accepted", "ready", "preparing",
-                           "starting", "running"})
-FAILED_STATES = frozenset({"failed", "rejected"})
 CONVERGE_MIN = 60.0  # seconds a service may take to run all its tasks (image pulls included)
 
 
-def manager_node(client: docker.DockerClient) -> str:
-    """The node ID of the engine ``client`` talks to; InfraError unless it is a swarm manager."""
-    with engine("ask the engine about its swarm"):
-        swarm = client.info().get("Swarm") or {}
-    if swarm.get("LocalNodeState") != "active" or not swarm.get("ControlAvailable"):
-        state = swarm.get("LocalNodeState") or "unknown"
-        raise InfraError(
-            f"platform.kind = \"swarm\" needs DOCKER_HOST to be a swarm manager; this engine's "
-            f"swarm state is {state!r}{'' if swarm.get('ControlAvailable') else ' (not a manager)'}",
-            "point DOCKER_HOST at a manager (`docker node ls` works there), or run "
-            "`docker swarm init` for a single-node swarm; nothing was changed",
-        )
-    return str(swarm.get("NodeID", ""))
-
-
-def find_service(client: docker.DockerClient, name: str) -> Any:
-    """The service named exactly ``name``, or None."""
-    services: Any = client.services  # untyped in the stubs
-    try:
-        service = services.get(name)
-    except docker.errors.NotFound:
-        return None
-    return service if service.name == name else None
-
-
-def tasks_of(client: docker.DockerClient, service: Any) -> list[dict[str, Any]]:
-    api: Any = client.api  # untyped in the stubs
-    try:
-        tasks: list[dict[str, Any]] = api.tasks(filters={"service": service.id})
-    except docker.errors.NotFound:  # the service is gone, and its tasks with it
-        return []
-    return [t for t in tasks if t.get("ServiceID") == service.id]
-
-
-def running_tasks(client: docker.DockerClient, service: Any) -> list[dict[str, Any]]:
-    return [t for t in tasks_of(client, service)
-            if t.get("DesiredState") == "running" and t["Status"].get("State") == "running"]
-
-
-def _task_problem(task: dict[str, Any]) -> str:
-    status = task.get("Status") or {}
-    return f"{status.get('State')}: {status.get('Err') or status.get('Message') or '?'}"
-
-
-def converge(client: docker.DockerClient, service: Any, replicas: int, timeout: float,
-             what: str) -> list[dict[str, Any]]:
-    """Wait until ``replicas`` tasks of ``service`` run; CheckFailed when they keep failing."""
-    deadline = time.monotonic() + timeout
-    while True:
-        tasks = tasks_of(client, service)
-        running = [t for t in tasks if t.get("DesiredState") == "running"
-                   and t["Status"].get("State") == "running"]
-        if len(running) >= replicas:
-            return running
-        failed = [t for t in tasks if t["Status"].get("State") in FAILED_STATES]
-        if len(failed) >= max(replicas, 2):
-            problems = sorted({_task_problem(t) for t in failed})
-            raise CheckFailed(f"{what}: tasks of service {service.name} keep failing: "
-                              f"{'; '.join(problems)[:500]}",
-                              f"`docker service ps --no-trunc {service.name}` shows them")
-        if time.monotonic() > deadline:
-            waiting = sorted({_task_problem(t) for t in tasks
-                              if t["Status"].get("State") != "running"})
-            raise InfraError(f"{what}: {len(running)} of {replicas} tasks of service "
-                             f"{service.name} running after {timeout:.0f}s; others: "
-                             f"{'; '.join(waiting)[:500] or 'none scheduled'}",
-                             "is there a node with room for them (`docker node ls`)?")
-        time.sleep(0.25)
-
-
-def scale_down_and_remove(client: docker.DockerClient, service: Any, timeout: float) -> None:
-    """Drain then scale to zero: every task gets SIGTERM and the service's stop grace period;
-    the service is removed once none of its tasks is active (its ports and name are free)."""
-    mode = service.attrs["Spec"].get("Mode") or {}
-    if mode.get("Replicated", {}).get("Replicas") != 0:
-        try:
-            service.scale(0)
-        except docker.errors.NotFound:
-            return
-    deadline = time.monotonic() + timeout
-    while any(t["Status"].get("State") in ACTIVE_STATES for t in tasks_of(client, service)):
-        if time.monotonic() > deadline:
-            break  # removing the service stops what is left
-        time.sleep(0.25)
-    try:
-        service.remove()
-    except docker.errors.NotFound:
-        return
-    # the task containers go asynchronously: wait, so a new service can take the name and ports
-    while tasks_of(client, service) and time.monotonic() < deadline + 30:
-        time.sleep(0.25)
-
-
-class SwarmPlatform(DockerPlatform):
+class SwarmPlatform(EngineReleases):
     """Colours as Swarm services on the overlay network ``bgci-<app>`` (see the module doc)."""
 
     name = "swarm"
 
-    def __init__(self, config: Config) -> None:
-        super().__init__(config)
-        self.node_id = manager_node(self.client)
+    def __init__(self, config: Config, client: docker.DockerClient) -> None:
+        self.config = config
+        self.app = config.app
+        self.client = client  # a manager's engine (bgci.registry checks it is one)
+        self.network = f"bgci-{self.app}"
         self.replicas = config.platform.replicas
-        self._host: SwarmRouterHost | None = None
 
-    def _ensure_network(self) -> None:
-        with engine(f"create overlay network {self.network}"):
-            found = [n for n in self.client.networks.list(names=[self.network])
-                     if n.name == self.network]
-            if found:
-                driver = found[0].attrs.get("Driver")
-                if driver != "overlay":
-                    raise InfraError(
-                        f"network {self.network} exists with driver {driver!r}, not overlay "
-                        "(left by platform.kind = \"docker\"?)",
-                        f"`bgci down` with the docker platform, then `docker network rm "
-                        f"{self.network}`; nothing was changed")
-                return
-            try:
-                self.client.networks.create(self.network, driver="overlay", attachable=True,
-                                            check_duplicate=True,
-                                            labels={f"{LABEL}.app": self.app})
-            except docker.errors.APIError as exc:
-                if exc.status_code != 409:  # another runner created it a moment ago
-                    raise
+    def run_once(self, release: Release, command: str, env: dict[str, str],
+                 timeout: float) -> tuple[int, str]:
+        ensure_overlay(self.client, self.network, self.app)  # attachable: a container may join
+        return run_one_off(self.client, self.config, self.network, release, command, env, timeout)
 
     def _service_image(self, release: Release, log: Log) -> str:
         """What the nodes run: the registry digest when there is one, else the local image ID."""
@@ -188,7 +85,7 @@ class SwarmPlatform(DockerPlatform):
         return find_service(self.client, f"{self.app}-{colour}")
 
     def start(self, colour: Colour, release: Release, log: Log) -> Instance:
-        self._ensure_network()
+        ensure_overlay(self.client, self.network, self.app)
         name = f"{self.app}-{colour}"
         grace = max(1.0, self.config.switch.drain)
         timeout = max(CONVERGE_MIN, self.config.health.deadline)
@@ -268,30 +165,3 @@ class SwarmPlatform(DockerPlatform):
                 return ""
             chunks = service.logs(stdout=True, stderr=True, tail=lines)
             return b"".join(chunks).decode("utf-8", "replace")
-
-    def store(self) -> SwarmStore:  # type: ignore[override]  # see router_host
-        from bgci.state.swarm import SwarmStore
-
-        return SwarmStore(self.client, self.app)
-
-    # the docker platform's store and router host are other classes than these: same protocols
-    def router_host(self) -> SwarmRouterHost:  # type: ignore[override]
-        self._ensure_network()
-        return self._router_host()
-
-    def _router_host(self) -> SwarmRouterHost:
-        if self._host is None:
-            from bgci.routers.swarmhost import SwarmRouterHost
-
-            names = {c: f"{self.app}-{c}:{self.config.platform.port}" for c in COLOURS}
-            self._host = SwarmRouterHost(self.client, self.node_id, self.network, self.app, names,
-                                         fallback_public=super().public_host())
-        return self._host
-
-    def public_host(self) -> str:
-        return self._router_host().public_host()
-
-    def close(self) -> None:
-        if self._host is not None:
-            self._host.close()
-        super().close()

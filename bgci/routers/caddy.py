@@ -29,26 +29,25 @@ bgci changes its two servers there and nothing else (run Caddy with ``--resume``
 from __future__ import annotations
 
 import difflib
-import hashlib
 import http.client
 import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from bgci.config import Config, split_address
-from bgci.errors import InfraError
+from bgci import sockets
+from bgci.errors import ConfigError, InfraError
 from bgci.health import COLOUR_HEADER
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
-from bgci.platforms import Platform
-from bgci.routers import RouterHost, RouterSpec, attached, router_url
+from bgci.ports import Endpoints, RouterHost, RouterKind
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, is_current, router_spec
 from bgci.routers.binaries import find_binary
+from bgci.settings import Config
 from bgci.timings import waits_on
 
 DEFAULT_IMAGE = "caddy:2"
 DIR = "bgci-caddy"  # under RouterHost.path: /etc/bgci-caddy in a container
-LIVE_PORT, PREVIEW_PORT = 8080, 8081
 ADMIN_PORT = 2019  # a container's own loopback: reachable only through the engine
 ADMIN_SOCKET = f"{DIR}/admin.sock"  # local: relative to the router's directory (its cwd)
 TEMPLATE_VERSION = "1"
@@ -127,43 +126,28 @@ def dump(doc: Any) -> bytes:
 
 
 
-class CaddyRouter:
-    def __init__(self, config: Config, platform: Platform) -> None:
-        self.config = config
-        self.app = config.app
-        self.managed = config.router.managed
-        listen_host, listen_port = split_address(config.router.listen)
-        preview_host, preview_port = split_address(config.router.preview)
-        public = platform.public_host()
-        self.live_url = router_url(listen_host, listen_port, public)
-        self.preview_url = router_url(preview_host, preview_port, public)
+class CaddyRouter(RouterBase):
+    """Caddy on ``host``: bgci's own (``host.managed``: its whole config) or the user's (bgci's
+    two servers in it)."""
+
+    def __init__(self, config: Config, host: RouterHost, where: Endpoints) -> None:
+        super().__init__(config, host, where)
         self.names = {role: f"bgci-{self.app}-{role}" for role in ROLES}
-        self._backends: dict[Colour, str] = {}
-        self.host: RouterHost | None = None
-        if not self.managed:
+        if host.managed:
+            self.file = host.path(f"{DIR}/caddy.json")
+            self.next_file = host.path(f"{DIR}/next.json")
+            self.admin = ("unix/" + host.path(ADMIN_SOCKET)) if host.local else \
+                f"http://127.0.0.1:{ADMIN_PORT}"
+            binary = caddy_binary() if host.local else "caddy"
+        else:
+            self.file = self.next_file = ""  # the user's: bgci changes it through the admin API
             url = config.router.admin_url
-            if url.startswith("unix/"):
-                url = "unix/" + str(attached.user_path(config, url[len("unix/"):]))
-            self.admin = url
-            return
-        host = self.host = platform.router_host()
-        self.file = host.path(f"{DIR}/caddy.json")
-        self.next_file = host.path(f"{DIR}/next.json")
-        self.admin = ("unix/" + host.path(ADMIN_SOCKET)) if host.local else \
-            f"http://127.0.0.1:{ADMIN_PORT}"
-        binary = caddy_binary() if host.local else "caddy"
+            self.admin = "unix/" + host.path(url[len("unix/"):]) if url.startswith("unix/") else url
+            binary = ""
         image = binary if host.local else (config.router.image or DEFAULT_IMAGE)
-        ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
-        fingerprint = hashlib.sha256(
-            repr((image, sorted(ports.items()), TEMPLATE_VERSION)).encode()
-        ).hexdigest()[:16]
-        self.spec = RouterSpec(
-            name=f"bgci-{config.app}-router",
-            image=image,
-            command=[binary, "run", "--config", self.file],
-            ports=ports,
-            labels={"org.bgci.router": "caddy", "org.bgci.fingerprint": fingerprint},
-        )
+        self.spec = router_spec("caddy", config, host, where, image=image,
+                                command=[binary, "run", "--config", self.file],
+                                template=TEMPLATE_VERSION, name=f"your Caddy ({self.admin})")
 
     # -- the admin API ---------------------------------------------------------------------
     def _where(self) -> str:
@@ -176,7 +160,7 @@ class CaddyRouter:
         In a container only GETs go through here (``wget`` beside Caddy); changes go through
         ``caddy reload`` (see ``_load``).
         """
-        if self.host is not None and not self.host.local:
+        if not self.host.local:
             if method != "GET":
                 raise AssertionError("a container's Caddy is changed with caddy reload")
             code, out = self.host.execute(self.spec, ["wget", "-qO-", self.admin + path])
@@ -187,7 +171,7 @@ class CaddyRouter:
         body = dump(doc) if doc is not None else None
         sent = {"Content-Type": "application/json", **(headers or {})} if body else dict(headers or {})
         try:
-            status, got, data = attached.http_request(self.admin, method, path, body, sent)
+            status, got, data = sockets.http_request(self.admin, method, path, body, sent)
         except (OSError, http.client.HTTPException) as exc:
             raise InfraError(f"{self._where()}: the admin API does not answer: {exc}",
                              "is Caddy running? nothing was changed") from exc
@@ -216,8 +200,6 @@ class CaddyRouter:
 
     # -- bgci's part -----------------------------------------------------------------------
     def _listen(self) -> dict[str, str]:
-        if self.host is None:
-            return {"live": self.config.router.listen, "preview": self.config.router.preview}
         return {"live": self.host.bind(self.spec, LIVE_PORT),
                 "preview": self.host.bind(self.spec, PREVIEW_PORT)}
 
@@ -226,7 +208,6 @@ class CaddyRouter:
                               drain=self.config.switch.drain)
 
     def _config(self, live: Colour | None) -> dict[str, Any]:
-        assert self.host is not None
         storage = self.host.path(f"{DIR}/data")
         return render_config(self._servers(live), drain=self.config.switch.drain, storage=storage,
                              admin=(f"unix/{ADMIN_SOCKET}|0600" if self.host.local
@@ -234,7 +215,6 @@ class CaddyRouter:
 
     def _saved(self) -> dict[str, Any] | None:
         """The managed Caddy's config file (what it starts from, and last loaded)."""
-        assert self.host is not None
         raw = self.host.read(self.spec, self.file)
         try:
             doc = json.loads(raw) if raw else None
@@ -258,7 +238,6 @@ class CaddyRouter:
     @waits_on("router")
     def _load(self, doc: dict[str, Any]) -> None:
         """Give a managed Caddy its whole config, then keep it as the file it starts from."""
-        assert self.host is not None
         data = dump(doc)
         if self.host.local:
             status, _, answer = self._api("POST", "/load", doc)
@@ -293,29 +272,26 @@ class CaddyRouter:
 
     # -- Router ----------------------------------------------------------------------------
     def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
-        self._backends = {c: a for c, a in backends.items() if a}
-        if self.host is None:
+        self._take_backends(backends)
+        if not is_current(self.host, self.spec):
+            live = self._saved_live()
+            log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
+            self.host.start(self.spec, {self.file: dump(self._config(live))}, log)
+            self._wait_admin()
+        elif self.managed:
+            doc = self._config(self.live())
+            if self._saved() != doc:
+                self._load(doc)
+        else:
             servers, _ = self._running_servers()
             live = route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
             if self.names["live"] not in servers:
                 log.info(f"{self._where()} has no servers of bgci's for {self.app}: adding "
                          f"{', '.join(self.names.values())}")
             self._patch(live)
-            return
-        fingerprint = self.spec.labels["org.bgci.fingerprint"]
-        if self.host.running(self.spec) and self.host.label(
-                self.spec, "org.bgci.fingerprint") == fingerprint:
-            doc = self._config(self.live())
-            if self._saved() != doc:
-                self._load(doc)
-            return
-        live = self._saved_live()
-        log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
-        self.host.start(self.spec, {self.file: dump(self._config(live))}, log)
-        self._wait_admin()
 
     def live(self) -> Colour | None:
-        if self.host is not None and not self.host.running(self.spec):
+        if not self.host.running(self.spec):
             raise InfraError(f"router {self.spec.name} is not running",
                              "any stage but status starts it again")
         status, _, answer = self._api("GET", f"/id/{self.names['live']}")
@@ -325,32 +301,28 @@ class CaddyRouter:
             raise self._refused(f"GET /id/{self.names['live']}", status, answer)
         return route_colour(answer)
 
-    def set_backend(self, colour: Colour, address: str | None) -> None:
-        if address:
-            self._backends[colour] = address
-        else:
-            self._backends.pop(colour, None)
+    def _apply_backends(self) -> None:
         self._change(self.live())
 
     def switch(self, live: Colour) -> None:
         self._change(live)
 
     def _change(self, live: Colour | None) -> None:
-        if self.host is None:
-            self._patch(live)
-        else:
+        if self.managed:
             self._load(self._config(live))
+        else:
+            self._patch(live)
 
     def describe_switch(self, live: Colour) -> str:
-        if self.host is None:
-            servers, _ = self._running_servers()
-            before = {name: servers.get(name) for name in self.names.values()}
-            how = "one PATCH /config/apps/http/servers (If-Match: its Etag), your servers unchanged"
-        else:
+        if self.managed:
             saved = self._saved() or {}
             before = (((saved.get("apps") or {}).get("http") or {}).get("servers") or {})
             how = ("POST /load of its whole config" if self.host.local
                    else "caddy reload of its whole config")
+        else:
+            servers, _ = self._running_servers()
+            before = {name: servers.get(name) for name in self.names.values()}
+            how = "one PATCH /config/apps/http/servers (If-Match: its Etag), your servers unchanged"
         after = self._servers(live)
         old, new = dump(before).decode(), dump(after).decode()
         diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
@@ -376,7 +348,23 @@ class CaddyRouter:
                 f"plain response (e.g. server-sent events) stays until it ends")
 
     def stop(self, log: Log) -> None:
-        if self.host is None:
+        if self.managed:
+            self.host.stop(self.spec, log)
+        else:
             log.info("router.managed = false: bgci leaves your Caddy running (its servers stay)")
-            return
-        self.host.stop(self.spec, log)
+
+
+def _check(config: Config) -> None:
+    router = config.router
+    if not router.client_keepalive:
+        raise ConfigError(
+            f"{config.source}: router.client_keepalive is only for router.kind = \"nginx\": Caddy "
+            "replaces its listening sockets at every change, so new connections are reset as "
+            "well: turning keep-alive off does not help", "remove it")
+    url = router.admin_url
+    if url and not url.startswith(("http://", "unix/")):
+        raise ConfigError(f"{config.source}: router.admin_url = {url!r} must be an http:// URL or "
+                          "unix//path/to/admin.sock", "e.g. http://127.0.0.1:2019")
+
+
+KIND = RouterKind(name="caddy", make=CaddyRouter, attach=("admin_url",), check=_check)

@@ -9,6 +9,16 @@ In a container the runtime API listens on the container's loopback and is reache
 engine; as a local process (process platform) it is a unix socket (mode 0600) beside its files,
 spoken to directly.
 
+HAProxy the user runs (``router.managed = false``): bgci drives its runtime API at
+``router.admin_socket`` and owns its map file (``router.map_file``: keys ``live`` and ``preview``)
+and two backends, ``bgci-<app>-blue`` and ``bgci-<app>-green``, each with one server ``app``; the
+user's haproxy.cfg declares them and routes with them (docs/routers.md has the snippet)::
+
+    use_backend bgci-shop-%[str(live),map(/etc/haproxy/bgci-shop.map,none)]
+
+A switch is the same two ``set map`` commands; bgci then rewrites the map file, so that the user's
+next restart or reload keeps the live colour. Nothing else of the user's is written.
+
 Where the router host names each colour by DNS (the swarm platform: a service name that resolves
 to its tasks), each colour's backend is a ``server-template`` of DNS_SLOTS servers that HAProxy's
 resolver fills from the name's A records every second, with TCP checks: the router follows tasks
@@ -18,18 +28,16 @@ or out of maintenance.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import socket
 import time
 from collections.abc import Mapping
 
-from bgci.config import Config, split_address
-from bgci.errors import InfraError
+from bgci import sockets
+from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
-from bgci.platforms import Platform
-from bgci.routers import RouterHost, RouterSpec, dns_names, router_url
+from bgci.ports import Endpoints, RouterHost, RouterKind
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, is_current, router_spec
+from bgci.settings import Config, split_address
 
 DEFAULT_IMAGE = "haproxy:2.8"
 DIR = "bgci-haproxy"  # the router's files, under RouterHost.path (/etc/bgci-haproxy in a container)
@@ -37,7 +45,6 @@ ADMIN_PORT = 9999  # on the router container's own loopback: reachable only thro
 # local router: relative to its working directory (the router dir): unix socket paths are limited
 # to 107 bytes, and the state dir can be deeper than that
 ADMIN_SOCKET = f"{DIR}/admin.sock"
-LIVE_PORT, PREVIEW_PORT = 8080, 8081
 TEMPLATE_VERSION = "1"
 DNS_SLOTS = 32  # servers per colour resolved by DNS: the most tasks a colour may run unchanged
 
@@ -131,72 +138,51 @@ def parse_map(text: str) -> dict[str, str]:
     return entries
 
 
-class HAProxyRouter:
-    def __init__(self, config: Config, platform: Platform) -> None:
-        self.config = config
-        self.host: RouterHost = platform.router_host()
-        self.cfg, self.map = self.host.path(f"{DIR}/haproxy.cfg"), self.host.path(f"{DIR}/colour.map")
-        listen_host, listen_port = split_address(config.router.listen)
-        preview_host, preview_port = split_address(config.router.preview)
-        public = platform.public_host()
-        self.live_url = router_url(listen_host, listen_port, public)
-        self.preview_url = router_url(preview_host, preview_port, public)
-        image = config.router.image or DEFAULT_IMAGE
-        ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
-        self.dns = dns_names(self.host)
+class HAProxyRouter(RouterBase):
+    """HAProxy on ``host``: bgci's own (``host.managed``) or the user's, driven the same way."""
+
+    def __init__(self, config: Config, host: RouterHost, where: Endpoints) -> None:
+        super().__init__(config, host, where)
+        self.dns = dict(host.dns_names)
         self.slots = max(DNS_SLOTS, config.platform.replicas)
-        facts: tuple[object, ...] = (image, sorted(ports.items()), TEMPLATE_VERSION)
-        if self.dns:
-            facts += (sorted(self.dns.items()), self.slots)
-        fingerprint = hashlib.sha256(repr(facts).encode()).hexdigest()[:16]
-        self.spec = RouterSpec(
-            name=f"bgci-{config.app}-router",
-            image=image,
+        if host.managed:
+            self.cfg = host.path(f"{DIR}/haproxy.cfg")
+            self.map = self.map_path = host.path(f"{DIR}/colour.map")
+            self.admin_at = host.path(ADMIN_SOCKET) if host.local else f"127.0.0.1:{ADMIN_PORT}"
+            self.prefix = "be_"
+        else:
+            self.cfg = ""  # the user's haproxy.cfg: never written
+            self.map = config.router.map_file  # as haproxy.cfg names it: the runtime API's key
+            self.map_path = host.path(self.map)
+            value = config.router.admin_socket
+            self.admin_at = value if "/" not in value and ":" in value else host.path(value)
+            self.prefix = f"bgci-{self.app}-"
+        image = config.router.image or DEFAULT_IMAGE
+        self.spec = router_spec(
+            "haproxy", config, host, where, image=image, template=TEMPLATE_VERSION,
             command=["haproxy", "-W", "-db", "-f", self.cfg],
-            ports=ports,
-            labels={"org.bgci.router": "haproxy", "org.bgci.fingerprint": fingerprint},
-        )
-        self._backends: dict[Colour, str] = {}
+            facts=(sorted(self.dns.items()), self.slots) if self.dns else (),
+            name=f"your HAProxy ({self.admin_at})")
+        self.where = (f"HAProxy runtime API in {self.spec.name}" if host.managed
+                      else f"your HAProxy's runtime API at {self.admin_at}")
 
     # -- runtime API -----------------------------------------------------------------------
     def _admin(self, command: str) -> str:
-        if self.host.local:
-            code, out = self._admin_socket(command)
-        else:
+        """One command (or several, ``;``-separated) on the runtime API: its answer."""
+        try:
+            if self.host.local:
+                return sockets.command(self.admin_at, command)
             argv = ["bash", "-c", _ADMIN.format(port=ADMIN_PORT), "bgci", command]
-            try:
-                code, out = self.host.execute(self.spec, argv)
-            except InfraError as exc:  # e.g. the router's container was stopped: say what it means
-                code, out = 3, exc.message
+            code, out = self.host.execute(self.spec, argv)
+        except (OSError, InfraError) as exc:  # e.g. the router was stopped: say what it means
+            code, out = 3, getattr(exc, "message", str(exc))
         if code != 0:
             raise InfraError(
-                f"HAProxy runtime API in {self.spec.name} did not answer (exit {code}): "
-                f"{out.strip()[:300]}",
-                "is the router running? `bgci status` shows it; nothing was changed",
-            )
+                f"{self.where} did not answer (exit {code}): {out.strip()[:300]}",
+                "is the router running? `bgci status` shows it; nothing was changed"
+                if self.host.managed else
+                "is HAProxy running with that stats socket at level admin? nothing was changed")
         return out
-
-    def _admin_socket(self, command: str) -> tuple[int, str]:
-        """The runtime API over the local router's unix socket: (0, answer) or (3, why not)."""
-        where = os.path.dirname(self.host.path(ADMIN_SOCKET))
-        try:
-            fd = os.open(where, os.O_RDONLY | os.O_DIRECTORY)
-        except OSError as exc:
-            return 3, str(exc)
-        try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-                sock.settimeout(10)
-                # through the directory's descriptor: short, whatever the state dir's depth
-                sock.connect(f"/proc/self/fd/{fd}/{os.path.basename(ADMIN_SOCKET)}")
-                sock.sendall(command.encode() + b"\n")
-                chunks = []
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
-            return 0, b"".join(chunks).decode("utf-8", "replace")
-        except OSError as exc:
-            return 3, f"{self.host.path(ADMIN_SOCKET)}: {exc}"
-        finally:
-            os.close(fd)
 
     def _admin_checked(self, command: str) -> str:
         out = self._admin(command)
@@ -223,26 +209,54 @@ class HAProxyRouter:
 
     # -- Router ----------------------------------------------------------------------------
     def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
-        self._backends = {c: a for c, a in backends.items() if a}
-        fingerprint = self.spec.labels["org.bgci.fingerprint"]
-        if self.host.running(self.spec) and self.host.label(
-            self.spec, "org.bgci.fingerprint"
-        ) == fingerprint:
-            self._sync_servers()
+        self._take_backends(backends)
+        if not is_current(self.host, self.spec):
+            saved = self.host.read(self.spec, self.map_path)
+            live = parse_map(saved.decode()).get("live") if saved else None
+            live_colour: Colour | None = live if live in COLOURS else None
+            log.info(f"starting router {self.spec.name} (live: {live_colour or 'nothing yet'})")
+            self.host.start(self.spec, self._files(live_colour), log)
+            self._wait_admin()
             return
-        saved = self.host.read(self.spec, self.map)
-        live = parse_map(saved.decode()).get("live") if saved else None
-        live_colour: Colour | None = live if live in COLOURS else None
-        log.info(f"starting router {self.spec.name} (live: {live_colour or 'nothing yet'})")
-        self.host.start(self.spec, self._files(live_colour), log)
-        self._wait_admin()
+        if not self.host.managed:
+            self._check_users_config()
+        self._sync_servers()
+
+    def _check_users_config(self) -> None:
+        """The map and the two backends bgci drives, as the user's haproxy.cfg must declare them;
+        map entries that an empty map file lacks are added (``set map`` only changes entries)."""
+        maps = self._admin("show map")
+        if f"({self.map})" not in maps:
+            raise InfraError(
+                f"{self.where} has no map {self.map} (router.map_file)",
+                f"route with it in haproxy.cfg, e.g. use_backend bgci-{self.app}-%[str(live),"
+                f"map({self.map},none)], and give router.map_file exactly as haproxy.cfg names it")
+        for colour in COLOURS:
+            answer = self._admin(f"show servers state {self._backend(colour)}")
+            if "Can't find backend" in answer or f" {self._backend(colour)} " not in answer:
+                raise InfraError(
+                    f"{self.where} has no backend {self._backend(colour)} with a server app",
+                    f"declare it in haproxy.cfg: backend {self._backend(colour)} / http-response "
+                    f"set-header X-Bgci-Color {colour} / server app 127.0.0.1:1 disabled "
+                    "(see docs/routers.md)")
+        entries = parse_map(self._admin(f"show map {self.map}"))
+        missing = [key for key in ("live", "preview") if key not in entries]
+        if missing:
+            saved = parse_map((self.host.read(self.spec, self.map_path) or b"").decode(
+                "utf-8", "replace"))
+            first = {"live": saved.get("live", "none"), "preview": saved.get("preview", "blue")}
+            self._admin_checked(";".join(f"add map {self.map} {key} {first[key]}" for key in missing))
 
     def _files(self, live: Colour | None) -> dict[str, bytes]:
-        config = render_config(self._backends, self.map, local=self.host.local,
-                               live_bind=self.host.bind(self.spec, LIVE_PORT),
-                               preview_bind=self.host.bind(self.spec, PREVIEW_PORT),
-                               dns=self.dns or None, slots=self.slots)
-        return {self.cfg: config.encode(), self.map: render_map(live).encode()}
+        """What HAProxy starts from: its config (bgci's own router only) and the map."""
+        files = {self.map_path: render_map(live).encode()}
+        if self.cfg:
+            config = render_config(self._backends, self.map, local=self.host.local,
+                                   live_bind=self.host.bind(self.spec, LIVE_PORT),
+                                   preview_bind=self.host.bind(self.spec, PREVIEW_PORT),
+                                   dns=self.dns or None, slots=self.slots)
+            files[self.cfg] = config.encode()
+        return files
 
     def _sync_servers(self) -> None:
         commands = []
@@ -262,18 +276,18 @@ class HAProxyRouter:
         self._persist(self.live())
 
     def _persist(self, live: Colour | None) -> None:
-        self.host.write(self.spec, self._files(live))
+        """The files HAProxy starts from, for its next start (only those that changed)."""
+        changed = {path: data for path, data in self._files(live).items()
+                   if self.host.read(self.spec, path) != data}
+        if changed:
+            self.host.write(self.spec, changed)
 
     def live(self) -> Colour | None:
         entries = parse_map(self._admin(f"show map {self.map}"))
         value = entries.get("live")
         return value if value in COLOURS else None
 
-    def set_backend(self, colour: Colour, address: str | None) -> None:
-        if address:
-            self._backends[colour] = address
-        else:
-            self._backends.pop(colour, None)
+    def _apply_backends(self) -> None:
         self._sync_servers()
 
     def switch(self, live: Colour) -> None:
@@ -283,12 +297,12 @@ class HAProxyRouter:
         self._persist(live)
 
     def describe_switch(self, live: Colour) -> str:
-        return (f"HAProxy runtime API in {self.spec.name}:\n"
+        return (f"{self.where}:\n"
                 f"  set map {self.map} live {live}\n  set map {self.map} preview {other(live)}\n"
-                f"then {self.map} rewritten to the same, for its next start")
+                f"then {self.map_path} rewritten to the same, for HAProxy's next start")
 
     def _backend(self, colour: Colour) -> str:
-        return f"be_{colour}"
+        return f"{self.prefix}{colour}"
 
     def disconnect(self, colour: Colour) -> str:
         backend = self._backend(colour)
@@ -317,3 +331,13 @@ class HAProxyRouter:
                 return int(fields[header.index("scur")] or 0)
         return 0
 
+
+def _check(config: Config) -> None:
+    if not config.router.client_keepalive:
+        raise ConfigError(f"{config.source}: router.client_keepalive is only for router.kind = "
+                          "\"nginx\": HAProxy switches without a reload and closes no connection",
+                          "remove it")
+
+
+KIND = RouterKind(name="haproxy", make=HAProxyRouter, attach=("admin_socket", "map_file"),
+                  check=_check)

@@ -25,7 +25,6 @@ container (``router.image``, default the official image) driven through the engi
 from __future__ import annotations
 
 import difflib
-import hashlib
 import os
 import subprocess
 import tempfile
@@ -35,19 +34,18 @@ from pathlib import Path
 
 import requests
 
-from bgci.config import Config, split_address
 from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import Colour
-from bgci.platforms import Platform
-from bgci.routers import RouterHost, RouterSpec, attached, router_url
+from bgci.ports import Endpoints, RouterHost, RouterKind
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, is_current, router_spec
 from bgci.routers.binaries import find_binary
 from bgci.routers.nginx_conf import COLOUR_PATH, render_main, render_site, site_facts
+from bgci.settings import Config
 from bgci.timings import waits_on
 
 DEFAULT_IMAGE = "nginx:1.27"
 DIR = "bgci-nginx"  # under RouterHost.path: /etc/bgci-nginx in a container
-LIVE_PORT, PREVIEW_PORT = 8080, 8081
 TEMPLATE_VERSION = "1"
 APPLY_TIMEOUT = 15.0  # seconds for a reload to serve the new site
 CONFIRMATIONS = 5  # new connections in a row that must see it
@@ -64,38 +62,28 @@ def nginx_binary() -> str:
 
 
 
-class NginxRouter:
-    def __init__(self, config: Config, platform: Platform) -> None:
-        self.config = config
-        self.app = config.app
-        self.managed = config.router.managed
-        listen_host, listen_port = split_address(config.router.listen)
-        preview_host, preview_port = split_address(config.router.preview)
-        public = platform.public_host()
-        self.live_url = router_url(listen_host, listen_port, public)
-        self.preview_url = router_url(preview_host, preview_port, public)
-        self._backends: dict[Colour, str] = {}
-        self.host: RouterHost | None = None
-        if not self.managed:
-            self.site = str(attached.user_path(config, config.router.include_file))
-            self.main = ""
-            return
-        host = self.host = platform.router_host()
-        self.prefix = host.path(DIR)
-        self.main, self.site = host.path(f"{DIR}/nginx.conf"), host.path(f"{DIR}/bgci.conf")
-        self.binary = nginx_binary() if host.local else "nginx"
+class NginxRouter(RouterBase):
+    """nginx on ``host``: bgci's own (``host.managed``) or the user's, through the same site."""
+
+    def __init__(self, config: Config, host: RouterHost, where: Endpoints) -> None:
+        super().__init__(config, host, where)
+        if host.managed:
+            self.prefix = host.path(DIR)
+            self.main, self.site = host.path(f"{DIR}/nginx.conf"), host.path(f"{DIR}/bgci.conf")
+            self.binary = nginx_binary() if host.local else "nginx"
+            check = [self.binary, *self._options(), "-t"]
+            reload = [self.binary, *self._options(), "-s", "reload"]
+        else:
+            self.prefix = self.main = ""  # the user's nginx.conf: never written
+            self.site = host.path(config.router.include_file)
+            self.binary = ""
+            check = ["/bin/sh", "-c", config.router.check_command or DEFAULT_CHECK]
+            reload = ["/bin/sh", "-c", config.router.reload_command or DEFAULT_RELOAD]
+        self.check_argv, self.reload_argv = check, reload
         image = self.binary if host.local else (config.router.image or DEFAULT_IMAGE)
-        ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
-        fingerprint = hashlib.sha256(
-            repr((image, sorted(ports.items()), TEMPLATE_VERSION)).encode()
-        ).hexdigest()[:16]
-        self.spec = RouterSpec(
-            name=f"bgci-{config.app}-router",
-            image=image,
-            command=[self.binary, *self._options()],
-            ports=ports,
-            labels={"org.bgci.router": "nginx", "org.bgci.fingerprint": fingerprint},
-        )
+        self.spec = router_spec("nginx", config, host, where, image=image,
+                                command=[self.binary, *self._options()],
+                                template=TEMPLATE_VERSION, name=f"your nginx ({self.site})")
 
     # -- where things are ------------------------------------------------------------------
     def _options(self) -> list[str]:
@@ -103,31 +91,25 @@ class NginxRouter:
         return ["-p", f"{self.prefix}/", "-c", self.main, "-e", "stderr"]
 
     def _where(self) -> str:
-        return f"nginx ({self.spec.name})" if self.managed else f"your nginx ({self.site})"
+        return f"nginx ({self.spec.name})" if self.managed else self.spec.name
 
     def _read(self, path: str) -> bytes | None:
-        if self.host is None:
-            return attached.read(path)
         return self.host.read(self.spec, path)
 
     def _write(self, files: Mapping[str, bytes | None]) -> None:
-        if self.host is None:
-            for path, data in files.items():
-                attached.restore(path, data)
-            return
+        """Put ``files`` in place; None removes one (what was there before bgci wrote it)."""
         present = {path: data for path, data in files.items() if data is not None}
         if present:
             self.host.write(self.spec, present)
+        for path, data in files.items():
+            if data is None:
+                self.host.remove(self.spec, path)
 
     def _check(self) -> tuple[int, str]:
-        if self.host is None:
-            return attached.run(self.config.router.check_command or DEFAULT_CHECK)
-        return self.host.execute(self.spec, [self.binary, *self._options(), "-t"])
+        return self.host.execute(self.spec, self.check_argv)
 
     def _reload(self) -> tuple[int, str]:
-        if self.host is None:
-            return attached.run(self.config.router.reload_command or DEFAULT_RELOAD)
-        return self.host.execute(self.spec, [self.binary, *self._options(), "-s", "reload"])
+        return self.host.execute(self.spec, self.reload_argv)
 
     # -- what nginx serves -----------------------------------------------------------------
     def _serving(self, url: str) -> tuple[str, str] | None:
@@ -156,16 +138,15 @@ class NginxRouter:
         return _colour(live or "")
 
     def _files(self, live: Colour | None) -> dict[str, bytes]:
-        keepalive = self.config.router.client_keepalive
-        if self.host is None:
-            site = render_site(self.app, self._backends, live, live_listen=self.config.router.listen,
-                               preview_listen=self.config.router.preview, keepalive=keepalive)
-            return {self.site: site.encode()}
-        site = render_site(self.app, self._backends, live, keepalive=keepalive,
+        site = render_site(self.app, self._backends, live,
+                           keepalive=self.config.router.client_keepalive,
                            live_listen=self.host.bind(self.spec, LIVE_PORT),
                            preview_listen=self.host.bind(self.spec, PREVIEW_PORT))
-        return {self.main: render_main(self.prefix, self.site, self.config.switch.drain).encode(),
-                self.site: site.encode()}
+        files = {self.site: site.encode()}
+        if self.main:
+            files[self.main] = render_main(self.prefix, self.site,
+                                           self.config.switch.drain).encode()
+        return files
 
     @waits_on("router")
     def _wait_serving(self, generation: str, timeout: float = APPLY_TIMEOUT) -> None:
@@ -220,40 +201,32 @@ class NginxRouter:
 
     # -- Router ----------------------------------------------------------------------------
     def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
-        self._backends = {c: a for c, a in backends.items() if a}
-        if self.host is None:
-            served = self._serving(self.live_url)
-            live = self._file_live() if served is None else _colour(served[0])
-            if served is None and self._read(self.site) is not None:
-                log.info(f"nginx does not answer at {self.live_url}: reloading it with {self.site}")
-            self._apply(self._files(live))
+        self._take_backends(backends)
+        if not is_current(self.host, self.spec):
+            live = self._file_live()
+            log.info(f"starting router {self.spec.name} (nginx; live: {live or 'nothing yet'})")
+            files = self._files(live)
+            self.host.start(self.spec, files, log)
+            self._wait_serving(site_facts(files[self.site].decode())["generation"])
             return
-        fingerprint = self.spec.labels["org.bgci.fingerprint"]
-        if self.host.running(self.spec) and self.host.label(
-                self.spec, "org.bgci.fingerprint") == fingerprint:
-            self._apply(self._files(self.live()))
-            return
-        live = self._file_live()
-        log.info(f"starting router {self.spec.name} (nginx; live: {live or 'nothing yet'})")
-        files = self._files(live)
-        self.host.start(self.spec, files, log)
-        self._wait_serving(site_facts(files[self.site].decode())["generation"])
+        served = self._serving(self.live_url)
+        live = self._file_live() if served is None else _colour(served[0])
+        if served is None and self._read(self.site) is not None:
+            log.info(f"{self._where()} does not answer at {self.live_url}: reloading it with "
+                     f"{self.site}")
+        self._apply(self._files(live))
 
     def live(self) -> Colour | None:
         served = self._serving(self.live_url)
         if served is None:
-            if self.host is not None and not self.host.running(self.spec):
+            if not self.host.running(self.spec):
                 raise InfraError(f"router {self.spec.name} is not running",
                                  "any stage but status starts it again")
             raise InfraError(f"{self._where()} does not answer at {self.live_url}",
                              "is it running and listening on router.listen?")
         return _colour(served[0])
 
-    def set_backend(self, colour: Colour, address: str | None) -> None:
-        if address:
-            self._backends[colour] = address
-        else:
-            self._backends.pop(colour, None)
+    def _apply_backends(self) -> None:
         self._apply(self._files(self._file_live()))
 
     def switch(self, live: Colour) -> None:
@@ -268,8 +241,7 @@ class NginxRouter:
                 old.splitlines(True), data.decode().splitlines(True), path,
                 f"{path} (after the switch)")))
         diff = "".join(diffs) or "  (no change)\n"
-        reload = (" ".join([self.binary, *self._options(), "-s", "reload"]) if self.managed
-                  else self.config.router.reload_command or DEFAULT_RELOAD)
+        reload = " ".join(self.reload_argv) if self.managed else self.reload_argv[-1]
         return (f"{self._where()}: {self.site} replaced by rename, `nginx -t`, then a graceful "
                 f"reload (`{reload}`)\n{diff}"
                 f"`nginx -t` of the new config (nothing was written or reloaded):\n"
@@ -277,7 +249,7 @@ class NginxRouter:
 
     def _test_candidate(self, site: str) -> str:
         """``nginx -t`` of ``site`` in a scratch prefix: the running nginx never sees it."""
-        if self.host is not None and not self.host.local:
+        if not self.host.local:
             scratch = f"/tmp/bgci-nginx-dry-run-{os.urandom(4).hex()}"
             main = render_main(scratch, f"{scratch}/bgci.conf", self.config.switch.drain)
             self.host.write(self.spec, {f"{scratch}/nginx.conf": main.encode(),
@@ -310,11 +282,11 @@ class NginxRouter:
     def inflight(self, colour: Colour) -> int:
         """Old workers of the last reload still finishing requests (nginx does not count them
         per upstream): while there are any, something may still be open to ``colour``."""
-        if self.host is not None and not self.host.local:
+        if not self.host.local:
             code, out = self.host.execute(self.spec, ["sh", "-c", _OLD_WORKERS])
             return int(out.strip() or 0) if code == 0 and out.strip().isdigit() else 0
         master = None
-        if self.host is not None:
+        if self.managed:
             pid = (self._read(f"{self.prefix}/nginx.pid") or b"").strip()
             master = int(pid) if pid.isdigit() else None
         return _old_workers(master)
@@ -328,10 +300,10 @@ class NginxRouter:
                 f"without it, the old workers keep what is open to {colour} until it ends")
 
     def stop(self, log: Log) -> None:
-        if self.host is None:
+        if self.managed:
+            self.host.stop(self.spec, log)
+        else:
             log.info(f"router.managed = false: bgci leaves your nginx running ({self.site} stays)")
-            return
-        self.host.stop(self.spec, log)
 
 
 def _colour(value: str) -> Colour | None:
@@ -360,3 +332,7 @@ def _old_workers(master: int | None) -> int:
             continue
         count += 1
     return count
+
+
+KIND = RouterKind(name="nginx", make=NginxRouter, attach=("include_file",),
+                  attach_optional=("reload_command", "check_command"))

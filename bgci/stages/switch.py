@@ -8,9 +8,8 @@ from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import Check, Colour, StageResult, other
+from bgci.model import Check, Colour, StageResult, State, other
 from bgci.stages.common import View, confirm, drain, failing_logs, health_check, history, observe
-from bgci.state import State
 from bgci.timings import mark
 
 PRECHECK_DEADLINE = 15.0

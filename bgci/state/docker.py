@@ -17,9 +17,10 @@ from typing import Any
 import docker
 import docker.errors
 
+from bgci.docker_engine import LABEL, STATE_IMAGE, engine, ensure_state_image, read_file
 from bgci.errors import InfraError
-from bgci.platforms.docker import LABEL, STATE_IMAGE, engine, ensure_state_image, read_file
-from bgci.state import LockInfo, State
+from bgci.model import State
+from bgci.ports import LockInfo
 
 STATE_PATH = "/state/state.json"
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from bgci.atomic import write_atomic
 from bgci.errors import InfraError
-from bgci.model import iso
-from bgci.state import LockInfo, State
+from bgci.model import State, iso
+from bgci.ports import LockInfo
 
 
 class FileStore:

@@ -26,9 +26,10 @@ from typing import Any
 import docker
 import docker.errors
 
+from bgci.docker_engine import LABEL, engine
 from bgci.errors import InfraError
-from bgci.platforms.docker import LABEL, engine
-from bgci.state import HISTORY_LIMIT, LockInfo, State
+from bgci.model import HISTORY_LIMIT, State
+from bgci.ports import LockInfo
 
 KEEP_GENERATIONS = 3  # older generations are removed after each write
 MAX_CONFIG_BYTES = 480 * 1024  # Swarm refuses configs over 500 KiB

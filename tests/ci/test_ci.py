@@ -16,8 +16,8 @@ from bgci.ci.github import GitHubActions
 from bgci.ci.gitlab import GitLabCI
 from bgci.ci.jenkins import Jenkins
 from bgci.ci.local import Local
+from bgci.lock import default_holder
 from bgci.model import Check, StageResult
-from bgci.state import default_holder
 
 GITHUB = {
     "GITHUB_ACTIONS": "true",

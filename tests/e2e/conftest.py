@@ -194,14 +194,12 @@ def new_project(tmp_path: Path, target: Target) -> Callable[..., Project]:
 
 @pytest.fixture(scope="session")
 def junit_schema() -> Any:
-    """junit-10.xsd from BGCI_SCHEMAS_DIR, default <repo>/../shared/schemas; missing = fail."""
+    """tests/data/junit-10.xsd (the repository carries it); missing = fail."""
     import xmlschema
 
-    schemas = Path(os.environ.get("BGCI_SCHEMAS_DIR") or REPO.parent / "shared" / "schemas")
-    xsd = schemas / "junit-10.xsd"
+    xsd = REPO / "tests" / "data" / "junit-10.xsd"
     if not xsd.is_file():
-        pytest.fail(f"JUnit schema not found at {xsd}: set BGCI_SCHEMAS_DIR to the directory "
-                    "holding junit-10.xsd", pytrace=False)
+        pytest.fail(f"JUnit schema not found at {xsd}", pytrace=False)
     return xmlschema.XMLSchema(str(xsd))
 
 

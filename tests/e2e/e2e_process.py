@@ -33,7 +33,7 @@ from e2e_support import (
     unique_app,
 )
 
-from bgci.platforms import detached
+from bgci import detached
 from tests.helpers.images import apply_overrides, default_config, make_app_copy, test_env, to_toml
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

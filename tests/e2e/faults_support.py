@@ -373,17 +373,17 @@ def take_lock_elsewhere(p: Project, age: float) -> None:
     import uuid
 
     from bgci.config import load_config
-    from bgci.platforms import make_platform
-    from bgci.state import LockInfo
+    from bgci.ports import LockInfo
+    from bgci.registry import open_site
 
     config = load_config(str(p.root / "bgci.toml"), cwd=p.root, environ={})
-    platform = make_platform(config)
+    site = open_site(config)
     try:
         info = LockInfo(holder=REMOTE_HOLDER, job_url="https://ci.example/job/7", since=time.time() - age,
                         token=uuid.uuid4().hex, host="elsewhere", pid=4242)
-        assert platform.store().try_lock(info) is None, "the lock was not free"
+        assert site.store.try_lock(info) is None, "the lock was not free"
     finally:
-        platform.close()
+        site.close()
 
 
 # -- faults done to a colour or the router, through the platform ------------------------------
@@ -393,7 +393,7 @@ def _container(p: Project, name: str) -> Any:
 
 
 def _colour_record(p: Project, colour: str) -> Any:
-    from bgci.platforms import detached
+    from bgci import detached
 
     state_dir: Path = p.target.state_dir  # type: ignore[attr-defined]
     record = detached.read_record(state_dir / p.app / "colours" / colour / "process.json")
@@ -439,7 +439,7 @@ def router_name(p: Project) -> str:
 
 
 def _router_record(p: Project) -> Any:
-    from bgci.platforms import detached
+    from bgci import detached
 
     state_dir: Path = p.target.state_dir  # type: ignore[attr-defined]
     pidfile = state_dir / p.app / "router" / f"{router_name(p)}.pid"
@@ -453,7 +453,7 @@ def stop_router(p: Project) -> None:
     if p.target.kind == "docker":
         _container(p, router_name(p)).stop(timeout=5)
     elif p.target.kind == "process":
-        from bgci.platforms import detached
+        from bgci import detached
 
         detached.terminate(_router_record(p), 5.0)
     else:

@@ -22,7 +22,7 @@ import requests
 from e2e_process import ProcessTarget, example_project, pip_env, processes_naming
 from e2e_support import REPO, bgci_argv, clean_env, fresh_port
 
-from bgci.platforms import detached
+from bgci import detached
 
 pytestmark = [pytest.mark.e2e, pytest.mark.process]
 

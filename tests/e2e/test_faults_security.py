@@ -20,10 +20,11 @@ import pytest
 from e2e_support import TRACEBACK, Project, Target, junit_cases
 from faults_support import PLATFORMS
 
+from bgci import detached
 from bgci.config import load_config
-from bgci.platforms import detached
-from bgci.platforms.process import ProcessPlatform, free_port
-from bgci.routers import caddy, haproxy, make_router
+from bgci.platforms.process import free_port
+from bgci.registry import make_router, open_site
+from bgci.routers import caddy, haproxy
 
 pytestmark = pytest.mark.e2e
 
@@ -101,7 +102,7 @@ def test_local_router_admin_is_local_and_owner_only(tmp_path: Path, kind: str) -
         f'[router]\nkind = "{kind}"\nlisten = "127.0.0.1:{listen}"\n'
         f'preview = "127.0.0.1:{preview}"\n[health]\npath = "/"\n')
     config = load_config(str(tmp_path / "bgci.toml"), cwd=tmp_path, environ={})
-    router = make_router(config, ProcessPlatform(config))
+    router = make_router(config, open_site(config))
     log = Log()
     pidfile = tmp_path / "state" / "shop" / "router" / "bgci-shop-router.pid"
     try:

@@ -30,7 +30,7 @@ import requests
 from e2e_support import SETUP_HINT, bgci_argv, clean_env, fresh_port
 from requests.adapters import HTTPAdapter
 
-from bgci.platforms import detached
+from bgci import detached
 from tests.helpers.httpserver import Script, serve
 
 pytestmark = pytest.mark.e2e

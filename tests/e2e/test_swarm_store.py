@@ -15,7 +15,7 @@ import docker
 import pytest
 
 from bgci.errors import InfraError
-from bgci.state import new_lock
+from bgci.lock import new_lock
 from bgci.state.swarm import SwarmStore
 from tests.helpers.race import race
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 import requests
 
+from bgci import detached
 from bgci.config import Config, load_config
 from bgci.errors import ConfigError
 from bgci.model import COLOURS, Release
-from bgci.platforms import detached
 from bgci.platforms.process import ProcessPlatform
 
 REPO = Path(__file__).resolve().parents[2]

@@ -3,7 +3,6 @@ checks printed."""
 
 from __future__ import annotations
 
-import os
 import random
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -38,11 +37,10 @@ NASTY = (
 
 @pytest.fixture(scope="module")
 def schema() -> xmlschema.XMLSchema:
-    """junit-10.xsd from BGCI_SCHEMAS_DIR, else ../shared/schemas beside the repo. Missing = fail:
-    a report nobody validated must not pass for a validated one."""
-    schemas = Path(os.environ.get("BGCI_SCHEMAS_DIR") or REPO.parent / "shared" / "schemas")
-    xsd = schemas / "junit-10.xsd"
-    assert xsd.is_file(), f"JUnit schema not found at {xsd}: set BGCI_SCHEMAS_DIR"
+    """tests/data/junit-10.xsd (the repository carries it). Missing = fail: a report nobody
+    validated must not pass for a validated one."""
+    xsd = REPO / "tests" / "data" / "junit-10.xsd"
+    assert xsd.is_file(), f"JUnit schema not found at {xsd}"
     return xmlschema.XMLSchema(str(xsd))
 
 

@@ -34,8 +34,9 @@ if str(REPO) not in sys.path:
 
 from bgci.config import load_config  # noqa: E402
 from bgci.errors import InfraError  # noqa: E402
-from bgci.platforms.process import ProcessPlatform  # noqa: E402
-from bgci.routers import Router, make_router, traefik  # noqa: E402
+from bgci.ports import Router  # noqa: E402
+from bgci.registry import make_router, open_site  # noqa: E402
+from bgci.routers import traefik  # noqa: E402
 from tests.helpers.routers import (  # noqa: E402
     USERS_SITE,
     Backend,
@@ -97,7 +98,7 @@ class Rig:
     def fresh(self) -> Router:
         """A new Router object from the same config: what the next bgci process sees."""
         config = load_config(str(self.config_file), cwd=self.root, environ={})
-        return make_router(config, ProcessPlatform(config))
+        return make_router(config, open_site(config))
 
     def stop_router(self) -> None:
         if self.user is not None:
@@ -137,7 +138,7 @@ def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = Non
         config_file.write_text(bgci_toml(kind, tmp_path / "state", listen=listen, preview=preview,
                                          attach=user.config if user else None, extra=extra))
         config = load_config(str(config_file), cwd=tmp_path, environ={})
-        router = make_router(config, ProcessPlatform(config))
+        router = make_router(config, open_site(config))
         stack.callback(router.stop, Log())
         made = Rig(kind, mode, tmp_path, config_file, router,
                    {c: b.address for c, b in colours.items()}, user)
@@ -247,7 +248,7 @@ def test_a_change_the_router_refuses_leaves_live_traffic_where_it_was(
             (tmp_path / "bgci.toml").write_text(bgci_toml(kind, tmp_path / "state", listen=user.listen,
                                                          preview=user.preview, attach=user.config))
             config = load_config(str(tmp_path / "bgci.toml"), cwd=tmp_path, environ={})
-            router = make_router(config, ProcessPlatform(config))
+            router = make_router(config, open_site(config))
             before = user.snapshot()
             with pytest.raises(InfraError) as caught:
                 router.ensure({"blue": "127.0.0.1:1"}, Log())

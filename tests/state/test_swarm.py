@@ -16,8 +16,8 @@ import pytest
 import requests
 
 from bgci.errors import InfraError
-from bgci.model import Release
-from bgci.state import HISTORY_LIMIT, State, deploy_lock, new_lock
+from bgci.lock import deploy_lock, new_lock
+from bgci.model import HISTORY_LIMIT, Release, State
 from bgci.state.swarm import KEEP_GENERATIONS, MAX_CONFIG_BYTES, SwarmStore
 from tests.helpers.race import race
 

@@ -10,10 +10,10 @@
 import groovy.transform.Field
 
 @Field static final List<String> STAGES = [
-    'build', 'deploy-green', 'verify', 'switch', 'rollback', 'status', 'retire', 'deploy']
+    'build', 'deploy-green', 'verify', 'switch', 'rollback', 'status', 'retire', 'down', 'deploy']
 // Stages that change the deployment: the optional `lock` is taken around them.
 @Field static final List<String> DEPLOYING = [
-    'deploy-green', 'verify', 'switch', 'rollback', 'retire', 'deploy']
+    'deploy-green', 'verify', 'switch', 'rollback', 'retire', 'down', 'deploy']
 // The JUnit files each stage writes (deploy runs four stages in one process).
 @Field static final Map<String, List<String>> REPORTS = [
     deploy: ['build', 'deploy-green', 'verify', 'switch']]
@@ -74,6 +74,9 @@ Map status(Map opts = [:]) { run(opts + [stage: 'status']) }
 
 /** `bgci.retire(...)`: stop the idle colour once it has been idle long enough. */
 Map retire(Map opts = [:]) { run(opts + [stage: 'retire']) }
+
+/** `bgci.down(...)`: stop both colours and the managed router (the app goes offline). */
+Map down(Map opts = [:]) { run(opts + [stage: 'down']) }
 
 /** `bgci.deploy(...)`: build, deploy-green, verify and switch in one call. */
 Map deploy(Map opts = [:]) { run(opts + [stage: 'deploy']) }

@@ -29,27 +29,29 @@ import docker
 import docker.errors
 from docker.types import EndpointSpec, Mount, RestartPolicy, ServiceMode
 
-from bgci.errors import InfraError
-from bgci.log import Log
-from bgci.model import Colour
-from bgci.platforms.docker import (
-    _RENAME,
+from bgci.docker_engine import (
     LABEL,
     STATE_IMAGE,
     engine,
     ensure_image,
     ensure_state_image,
+    execute,
     read_file,
+    replace_files,
     tar_files,
 )
-from bgci.platforms.swarm import (
+from bgci.errors import InfraError
+from bgci.log import Log
+from bgci.model import Colour
+from bgci.ports import RouterSpec
+from bgci.swarm_engine import (
     SECOND,
     converge,
+    ensure_overlay,
     find_service,
     running_tasks,
     scale_down_and_remove,
 )
-from bgci.routers import RouterSpec
 
 NODE_LABEL = f"{LABEL}.router"  # =true on the node(s) meant for the router
 ENGINE_LABEL = f"{LABEL}.engine"  # DOCKER_HOST of that node, for runners talking to another one
@@ -69,6 +71,7 @@ def _endpoint(spec: RouterSpec) -> EndpointSpec:
 
 class SwarmRouterHost:
     local = False
+    managed = True
 
     def __init__(self, client: docker.DockerClient, node_id: str, network: str, app: str,
                  names: Mapping[Colour, str], fallback_public: str) -> None:
@@ -76,7 +79,7 @@ class SwarmRouterHost:
         self.node_id = node_id  # that manager's node
         self.network = network
         self.app = app
-        self.dns_names: dict[Colour, str] = dict(names)  # see bgci.routers.dns_names
+        self.dns_names: dict[Colour, str] = dict(names)  # DNS round-robin over each colour's tasks
         self.volume = f"bgci-{app}-router"
         self.fallback_public = fallback_public
         self._engines: dict[str, docker.DockerClient] = {}
@@ -180,6 +183,7 @@ class SwarmRouterHost:
 
     def start(self, spec: RouterSpec, files: Mapping[str, bytes], log: Log) -> None:
         directory = posixpath.commonpath([posixpath.dirname(p) for p in files])
+        ensure_overlay(self.client, self.network, self.app)
         with engine(f"start the router service {spec.name}"):
             node = self._node(spec.name)
             node_engine = self._engine(node)
@@ -253,16 +257,7 @@ class SwarmRouterHost:
                 if directory is not None:
                     self._write_volume(self._engine(self._node(spec.name)), directory, files)
                 return
-            container, _ = found
-            # put_archive rewrites in place: temporary names beside the files, renamed inside
-            temp = {path: posixpath.join(posixpath.dirname(path),
-                                         f".{posixpath.basename(path)}.bgci-tmp") for path in files}
-            container.put_archive("/", tar_files({temp[p]: data for p, data in files.items()}))
-            pairs = [arg for path in files for arg in (temp[path], path)]
-            result = container.exec_run(["sh", "-c", _RENAME, "sh", *pairs], user="0")
-            if result.exit_code:
-                raise InfraError(f"could not replace files in {spec.name}: "
-                                 f"{bytes(result.output or b'').decode('utf-8', 'replace')[:300]}")
+            replace_files(found[0], files, spec.name)
 
     def read(self, spec: RouterSpec, path: str) -> bytes | None:
         with engine(f"read {path} from {spec.name}"):
@@ -281,13 +276,18 @@ class SwarmRouterHost:
             finally:
                 helper.remove(force=True, v=False)
 
+    def remove(self, spec: RouterSpec, path: str) -> None:
+        with engine(f"remove {path} from {spec.name}"):
+            found = self._task_container(spec)
+            if found is not None:
+                execute(found[0], ["rm", "-f", path])
+
     def execute(self, spec: RouterSpec, argv: list[str]) -> tuple[int, str]:
         with engine(f"run a command in {spec.name}"):
             found = self._task_container(spec)
             if found is None:
                 raise InfraError(f"router service {spec.name} has no running task")
-            result = found[0].exec_run(argv, demux=False)
-            return int(result.exit_code or 0), bytes(result.output or b"").decode("utf-8", "replace")
+            return execute(found[0], argv)
 
     def close(self) -> None:
         for client in self._engines.values():

@@ -8,25 +8,28 @@ port publishing, so ``bind`` hands it those addresses. Files are replaced atomic
 from __future__ import annotations
 
 import shutil
-import subprocess
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from bgci.atomic import write_atomic
+from bgci import detached
+from bgci.atomic import read_or_none, write_atomic
+from bgci.commands import run_argv
 from bgci.errors import InfraError
 from bgci.log import Log
-from bgci.platforms import detached
-from bgci.routers import RouterSpec
+from bgci.model import Colour
+from bgci.ports import RouterSpec
 
 STOP_GRACE = 10.0
 
 
 class LocalRouterHost:
     local = True
+    managed = True
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.dns_names: dict[Colour, str] = {}  # each colour has one address, set by bgci
 
     def path(self, name: str) -> str:
         return str(self.directory / name)
@@ -92,15 +95,10 @@ class LocalRouterHost:
             write_atomic(path, data, mode=0o600)
 
     def read(self, spec: RouterSpec, path: str) -> bytes | None:
-        try:
-            return Path(path).read_bytes()
-        except FileNotFoundError:
-            return None
+        return read_or_none(path)
+
+    def remove(self, spec: RouterSpec, path: str) -> None:
+        Path(path).unlink(missing_ok=True)
 
     def execute(self, spec: RouterSpec, argv: list[str]) -> tuple[int, str]:
-        try:
-            proc = subprocess.run(argv, cwd=self.directory, capture_output=True, text=True,
-                                  timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return 127, str(exc)
-        return proc.returncode, proc.stdout + proc.stderr
+        return run_argv(argv, cwd=self.directory, timeout=30)

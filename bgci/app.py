@@ -1,0 +1,168 @@
+"""The application service: run one stage as a command asked for it, and report it, always.
+
+Between the CLI (which only parses) and the stages (which only deploy): load the configuration,
+build the ``Deployment``, run the stage, map any error to its exit code and status, run
+``hooks.on_failure``, mask secrets, write the reports, hand the outcome to the CI and the webhook,
+and print the one line (or the JSON) a person or a script reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from bgci import __version__
+from bgci.ci import CI, detect_ci
+from bgci.config import load_config
+from bgci.deployment import Deployment, Identity
+from bgci.errors import BgciError, ConfigError, InfraError, Interrupted
+from bgci.hooks import run_on_failure
+from bgci.log import Log, StderrLog
+from bgci.model import LEGACY_NAMES, StageResult
+from bgci.notify import notify
+from bgci.redact import Redactor
+from bgci.report import write_reports
+from bgci.report.dotenv import env_values
+from bgci.report.jsonfile import to_json
+from bgci.settings import Config
+from bgci.stages.status import render as render_status
+
+Stage = Callable[[Deployment, StageResult], Any]
+
+
+@dataclass
+class Options:
+    """The global options of every command."""
+
+    config: str | None = None
+    reports: str | None = None
+    as_json: bool = False
+    debug: bool = False
+    verbosity: int = 0
+    overrides: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
+    raise Interrupted(f"interrupted by signal {signum}")
+
+
+def run_stage(opts: Options, stage: str, body: Stage, lock_wait: float = 60.0) -> int:
+    """Run one stage; always write its reports; return its exit code."""
+    ci = detect_ci(os.environ)
+    redactor = Redactor(os.environ)
+    log = StderrLog(opts.verbosity, fold=ci.fold, redact=redactor.text)
+    result = StageResult(stage=stage, app="")
+    config: Config | None = None
+    deployment: Deployment | None = None
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        config = load_config(opts.config, overrides=opts.overrides)
+        result.app = config.app
+        deployment = Deployment(config, log, Identity(ci.holder(), ci.job_url()), lock_wait)
+        body(deployment, result)
+    except BgciError as exc:
+        _fail(result, exc, str(exc))
+    except KeyboardInterrupt:
+        _fail(result, Interrupted("interrupted"), "interrupted")
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
+        _fail(result, InfraError(""),
+              f"unexpected {type(exc).__name__}: {exc} (a bgci bug? rerun with --debug)")
+        if opts.debug:
+            traceback.print_exc()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if deployment is not None:
+            if result.exit_code:
+                with contextlib.suppress(KeyboardInterrupt, Interrupted):  # ends it, not the report
+                    run_on_failure(deployment, result)
+            # closing a dead connection must not hide the real outcome
+            with contextlib.suppress(Exception):
+                deployment.close()
+    result.finished = time.time()
+    _redact(result, redactor)
+    _publish(opts, config, result, ci, log)
+    return result.exit_code
+
+
+def _fail(result: StageResult, error: BgciError, message: str) -> None:
+    result.exit_code, result.status, result.message = error.exit_code, error.status, message
+
+
+def _redact(result: StageResult, redactor: Redactor) -> None:
+    """Mask secret values in everything the reports and stdout will show."""
+    result.message = redactor.text(result.message)
+    result.extra = redactor.deep(result.extra)
+    for check in result.checks:
+        check.name, check.message = redactor.text(check.name), redactor.text(check.message)
+        check.output = redactor.text(check.output)
+
+
+def properties(result: StageResult, ci: CI) -> dict[str, str]:
+    """The JUnit suite properties: app, the stage's facts, bgci's version and the CI job URL
+    (the facts also under their bgci 0.1 spellings)."""
+    props = {"app": result.app, "color": result.colour or "", "image": result.image,
+             "digest": result.digest, "bgci_version": __version__, "ci_job_url": ci.job_url(),
+             "live_color": result.live_colour or ""}
+    props.update({old: props[new] for old, new in LEGACY_NAMES.items() if new in props})
+    return props
+
+
+def _publish(opts: Options, config: Config | None, result: StageResult, ci: CI, log: Log) -> None:
+    reports = Path(opts.reports or (config.reports.dir if config else "bgci-reports"))
+    try:
+        written = write_reports(result, reports, properties(result, ci))
+        ci.publish(result, env_values(result), written[0])
+    except OSError as exc:
+        _say(f"bgci: could not write reports to {reports}: {exc}", err=True)
+    if config is not None:
+        notify(config.notify.url, result, ci.job_url(), log)
+    if result.exit_code != 0:
+        _say(f"bgci {result.stage}: {result.status} (exit {result.exit_code}): {result.message}",
+             err=True)
+    if opts.as_json:
+        _say(to_json(result).rstrip("\n"))
+    elif result.exit_code == 0:
+        if result.stage == "status" and "status" in result.extra:
+            _say(render_status(result.extra["status"]))
+        else:
+            _say(f"bgci {result.stage}: {result.message or _summary(result)}")
+
+
+def _summary(result: StageResult) -> str:
+    parts = [f"passed ({len(result.checks)} checks)"]
+    if result.live_colour:
+        parts.append(f"live: {result.live_colour}")
+    if result.image:
+        parts.append(f"image: {result.image}")
+    return "; ".join(parts)
+
+
+def _say(text: str, err: bool = False) -> None:
+    stream = sys.stderr if err else sys.stdout
+    stream.write(text + "\n")
+    stream.flush()
+
+
+def image_from_reports(opts: Options, config: Config) -> str:
+    """The image the last successful ``bgci build`` recorded in the reports dir (ConfigError, exit
+    2, when there is none)."""
+    path = Path(opts.reports or config.reports.dir) / "build.json"
+    try:
+        data = json.loads(path.read_text())
+        image = str(data.get("image") or "")
+        if data.get("exit_code") == 0 and image:
+            return image
+    except (OSError, ValueError):
+        pass
+    raise ConfigError("no image to deploy: pass --image REF, set BGCI_IMAGE, or run `bgci build` "
+                      f"first (it records the image in {path})")

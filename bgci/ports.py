@@ -1,0 +1,198 @@
+"""The ports: what the stages need from a platform, a router, the router's host and a state store.
+
+A leaf of protocols and the value types they exchange. Stages import these, adapters implement
+them, and only the composition root (``bgci.registry``) knows which adapter stands behind each:
+every import points from a stage or an adapter to here, never from here to either.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from bgci.log import Log
+from bgci.model import Colour, Instance, Release, State, iso
+from bgci.settings import Config
+
+
+class Platform(Protocol):
+    """Builds releases and runs one per colour (docker containers, swarm services, processes)."""
+
+    name: str
+
+    def build(self, tag: str, log: Log) -> Release:
+        """Build the app (image or release) tagged ``tag``; push when configured."""
+
+    def resolve(self, image: str) -> Release:
+        """The release an image reference names, with its digest (ConfigError if unknown)."""
+
+    def has(self, release: Release) -> bool:
+        """Whether ``release`` can still be started without a rebuild."""
+
+    def start(self, colour: Colour, release: Release, log: Log) -> Instance:
+        """Replace whatever runs on ``colour`` with ``release``; return once it is started."""
+
+    def instances(self) -> dict[Colour, Instance]:
+        """What runs on each colour now (colours with nothing are absent)."""
+
+    def stop(self, colour: Colour, grace: float, log: Log) -> None:
+        """SIGTERM, wait up to ``grace`` s, then kill; removes the colour's instance."""
+
+    def run_once(self, release: Release, command: str, env: dict[str, str],
+                 timeout: float) -> tuple[int, str]:
+        """Run ``command`` once in a throw-away instance of ``release``: exit code and output."""
+
+    def logs(self, colour: Colour, lines: int = 40) -> str:
+        """The last ``lines`` of the colour's output, for failure reports."""
+
+
+@dataclass(frozen=True)
+class RouterSpec:
+    """How to run a managed router: image/binary, command, and which ports it must publish."""
+
+    name: str
+    image: str
+    command: list[str]
+    ports: Mapping[int, tuple[str, int]]  # port inside -> (host ip, host port)
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """The live and preview addresses a router binds (``router.listen``/``router.preview``) and
+    the URLs the runner reaches them by (a wildcard host becomes the platform's public host)."""
+
+    live: tuple[str, int]
+    preview: tuple[str, int]
+    live_url: str
+    preview_url: str
+
+
+class RouterHost(Protocol):
+    """Where a router process lives: a container or service bgci manages, a local process it
+    manages, or the user's own router (``managed`` false: bgci never starts or stops it)."""
+
+    local: bool  # the router runs on this machine: its files and sockets are reachable directly
+    managed: bool  # bgci starts and stops it; False: the user's router, bgci only attaches
+
+    @property
+    def dns_names(self) -> Mapping[Colour, str]:
+        """colour -> ``name:port`` that a router here resolves by itself, continuously, to reach
+        that colour (a container or service name on the app's network); empty where each colour
+        has one fixed address, given through ``Router.set_backend``."""
+
+    def path(self, name: str) -> str:
+        """Absolute path of the router's file ``name``, as the router process sees it (a user's
+        path from the config for an attached router: ``~`` and the config's directory applied)."""
+
+    def bind(self, spec: RouterSpec, inner: int) -> str:
+        """``host:port`` the router binds for its port ``inner`` (``:inner`` in a container)."""
+
+    def running(self, spec: RouterSpec) -> bool: ...
+
+    def start(self, spec: RouterSpec, files: Mapping[str, bytes], log: Log) -> None:
+        """(Re)create and start the router with ``files`` (absolute path -> content) in place."""
+
+    def write(self, spec: RouterSpec, files: Mapping[str, bytes]) -> None:
+        """Replace files the router reads, each in one rename (a watcher never sees half a file)."""
+
+    def read(self, spec: RouterSpec, path: str) -> bytes | None: ...
+
+    def remove(self, spec: RouterSpec, path: str) -> None:
+        """Remove the router's file ``path`` (nothing when it does not exist)."""
+
+    def execute(self, spec: RouterSpec, argv: list[str]) -> tuple[int, str]:
+        """Run ``argv`` beside the router (inside its container); exit code and output."""
+
+    def label(self, spec: RouterSpec, key: str) -> str | None:
+        """A label of the running router (its config fingerprint)."""
+
+    def stop(self, spec: RouterSpec, log: Log) -> None:
+        """Stop the router; its files stay, so the next start keeps the live colour."""
+
+
+class Router(Protocol):
+    """Live and preview traffic for one app."""
+
+    live_url: str
+    preview_url: str
+
+    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
+        """Start the router if needed, and make each colour's server address match ``backends``."""
+
+    def live(self) -> Colour | None:
+        """The colour live traffic goes to, read from the router itself (None: nothing yet)."""
+
+    def set_backend(self, colour: Colour, address: str | None) -> None:
+        """Point ``colour``'s server at ``host:port`` (None: no server, 503)."""
+
+    def switch(self, live: Colour) -> None:
+        """Atomically send live traffic to ``live`` and preview traffic to the other colour."""
+
+    def inflight(self, colour: Colour) -> int:
+        """Requests/connections the router has open to ``colour`` now (for draining)."""
+
+    def describe_switch(self, live: Colour) -> str:
+        """What ``switch(live)`` would change, for --dry-run: the config diff or the runtime
+        commands (and ``nginx -t`` of the new config); changes nothing."""
+
+    def disconnect(self, colour: Colour) -> str:
+        """Close what is still open to ``colour`` (streams, WebSockets) once switch.drain is over,
+        as far as the router allows; says what was (or will be) closed and by whom."""
+
+    def stop(self, log: Log) -> None:
+        """Stop a managed router (for `bgci down`); the live colour is kept for its next start."""
+
+
+@dataclass(frozen=True)
+class RouterKind:
+    """One ``router.kind``, as its module declares it for the registry.
+
+    ``attach`` and ``attach_optional`` are the ``[router]`` keys that attach bgci to a router of
+    this kind the user runs (``managed = false``); ``check`` applies the kind's own rules to a
+    loaded config (ConfigError, exit 2, naming the key).
+    """
+
+    name: str
+    make: Callable[[Config, RouterHost, Endpoints], Router]
+    attach: tuple[str, ...]
+    attach_optional: tuple[str, ...] = ()
+    check: Callable[[Config], None] = lambda config: None
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Who holds the deploy lock. ``token`` tells one holder from the next of the same name."""
+
+    holder: str
+    job_url: str = ""
+    since: float = 0.0
+    token: str = ""
+    host: str = ""  # where the holder runs, with its pid: a dead local holder's lock is broken at once
+    pid: int = 0
+
+    def describe(self) -> str:
+        age = time.time() - self.since
+        url = f" ({self.job_url})" if self.job_url else ""
+        return f"{self.holder}{url}, held for {age:.0f}s since {iso(self.since)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"holder": self.holder, "job_url": self.job_url, "since": iso(self.since)}
+
+
+class StateStore(Protocol):
+    """Where one app's state document and deploy lock live, beside the target."""
+
+    def read(self) -> State: ...
+
+    def write(self, state: State) -> None: ...
+
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        """Take the lock atomically; None when taken, else the current holder."""
+
+    def unlock(self, info: LockInfo) -> None:
+        """Release the lock if ``info`` (same token) still holds it."""
+
+    def current_lock(self) -> LockInfo | None: ...

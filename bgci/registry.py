@@ -1,0 +1,148 @@
+"""The composition root: the one place that knows every adapter, and how they fit together.
+
+``PLATFORMS`` maps ``platform.kind`` to the wiring of that platform (its ``Platform``, the
+``StateStore`` beside it and the host its managed router runs on), ``ROUTERS`` maps
+``router.kind`` to the router module's ``KIND``, and ``CI`` is the CI adapters in detection order.
+The valid kinds in the configuration are these dicts' keys. Platform modules are imported only
+when their platform is built: the docker SDK stays out of a process-platform run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bgci.ci import ADAPTERS as CI
+from bgci.errors import ConfigError
+from bgci.hosts.user import UserHost
+from bgci.model import COLOURS
+from bgci.ports import Platform, Router, RouterHost, RouterKind, StateStore
+from bgci.routers import caddy, endpoints, haproxy, nginx, traefik
+from bgci.settings import Config
+
+__all__ = ["CI", "PLATFORMS", "ROUTERS", "Site", "check", "make_router", "open_site"]
+
+
+@dataclass
+class Site:
+    """Everything bgci drives on one deployment target, for one app."""
+
+    platform: Platform
+    store: StateStore
+    router_host: Callable[[], RouterHost]  # where a managed router runs (made on first use)
+    public_host: Callable[[], str]  # the host name a router's wildcard address is reached by
+    close: Callable[[], None] = field(default=lambda: None)
+
+
+def _docker(config: Config) -> Site:
+    from bgci import docker_engine
+    from bgci.hosts.docker import DockerRouterHost
+    from bgci.platforms.docker import DockerPlatform
+    from bgci.state.docker import DockerStore
+
+    client = docker_engine.connect()
+    platform = DockerPlatform(config, client)
+    # HAProxy resolves each colour by its container's name: addresses change when the engine
+    # restarts, names do not
+    names = {c: f"{config.app}-{c}:{config.platform.port}" for c in COLOURS}
+    return Site(platform, DockerStore(client, config.app),
+                router_host=lambda: DockerRouterHost(client, platform.network, config.app, names),
+                public_host=docker_engine.public_host, close=client.close)
+
+
+def _swarm(config: Config) -> Site:
+    from bgci import docker_engine
+    from bgci.hosts.swarm import SwarmRouterHost
+    from bgci.platforms.swarm import SwarmPlatform
+    from bgci.state.swarm import SwarmStore
+    from bgci.swarm_engine import manager_node
+
+    client = docker_engine.connect()
+    node = manager_node(client)
+    platform = SwarmPlatform(config, client)
+    names = {c: f"{config.app}-{c}:{config.platform.port}" for c in COLOURS}
+    host = SwarmRouterHost(client, node, platform.network, config.app, names,
+                           fallback_public=docker_engine.public_host())
+
+    def close() -> None:
+        host.close()
+        client.close()
+
+    return Site(platform, SwarmStore(client, config.app), router_host=lambda: host,
+                public_host=host.public_host, close=close)
+
+
+def _process(config: Config) -> Site:
+    from bgci.hosts.local import LocalRouterHost
+    from bgci.platforms.process import ProcessPlatform, state_root
+    from bgci.state.files import FileStore
+
+    root = state_root(config) / config.app
+    return Site(ProcessPlatform(config), FileStore(root, config.app),
+                router_host=lambda: LocalRouterHost(root / "router"),
+                public_host=lambda: "127.0.0.1")
+
+
+PLATFORMS: dict[str, Callable[[Config], Site]] = {
+    "docker": _docker,
+    "process": _process,
+    "swarm": _swarm,
+}
+ROUTERS: dict[str, RouterKind] = {kind.name: kind for kind in
+                                  (haproxy.KIND, traefik.KIND, nginx.KIND, caddy.KIND)}
+
+
+def open_site(config: Config) -> Site:
+    """The adapters of ``platform.kind`` for this app (the engine is reached here: exit 3 if not)."""
+    return PLATFORMS[config.platform.kind](config)
+
+
+def make_router(config: Config, site: Site) -> Router:
+    """The ``router.kind`` router of this app: on the site's router host, or attached to the
+    user's router (``router.managed = false``)."""
+    host: RouterHost = site.router_host() if config.router.managed else UserHost(config.root)
+    return ROUTERS[config.router.kind].make(config, host, endpoints(config, site.public_host()))
+
+
+# -- what the configuration may say --------------------------------------------------------------
+def check(config: Config) -> None:
+    """The kinds a config names exist, and its router keys fit its router (ConfigError, exit 2)."""
+    _kind(config, "platform.kind", config.platform.kind, list(PLATFORMS))
+    _kind(config, "router.kind", config.router.kind, list(ROUTERS))
+    kind = ROUTERS[config.router.kind]
+    _attach_keys(config, kind)
+    kind.check(config)
+
+
+def _kind(config: Config, key: str, value: str, kinds: list[str]) -> None:
+    if value in kinds:
+        return
+    close = difflib.get_close_matches(value, kinds, n=1, cutoff=0.5)
+    guess = f"; did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{config.source}: {key} = {value!r} is not supported{guess} "
+                      f"(supported: {', '.join(kinds)})")
+
+
+def _attach_keys(config: Config, kind: RouterKind) -> None:
+    """The attach keys of router.kind when managed = false, and no key another kind uses."""
+    src, router = config.source, config.router
+    allowed = set() if router.managed else {*kind.attach, *kind.attach_optional}
+    mode = "managed = true" if router.managed else "managed = false"
+    every = sorted({key for k in ROUTERS.values() for key in (*k.attach, *k.attach_optional)})
+    for key in every:
+        if getattr(router, key) and key not in allowed:
+            users = [k.name for k in ROUTERS.values() if key in (*k.attach, *k.attach_optional)]
+            raise ConfigError(
+                f"{src}: router.{key} is not used with router.kind = {router.kind!r} and {mode}: "
+                f"it attaches bgci to a router you run ({' or '.join(users)}, managed = false)",
+                f"remove router.{key}" + (f"; with {mode} {router.kind} reads: "
+                                           f"{', '.join('router.' + k for k in sorted(allowed))}"
+                                           if allowed else ""))
+    if not router.managed:
+        for key in kind.attach:
+            if not getattr(router, key):
+                raise ConfigError(
+                    f"{src}: router.{key} is required with router.kind = {router.kind!r} and "
+                    "managed = false (bgci attaches to the router you run through it)",
+                    f"set router.{key}; see docs/routers.md")

@@ -1,0 +1,275 @@
+"""Fakes of the ports, for the stage-core tests: a platform, a router and an in-memory state store
+that share one ``World``. They run in-process, in milliseconds, with no engine and no router
+binary. The router is a real HTTP server on two loopback ports (live and preview) that answers
+as the colour it routes to would, with ``X-Bgci-Color``: the stages' own health probes,
+confirmations and bakes go through it unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bgci.config import load_config
+from bgci.deployment import Deployment, Identity
+from bgci.errors import ConfigError, InfraError
+from bgci.log import Log, StderrLog
+from bgci.model import Colour, Instance, Release, State, other
+from bgci.ports import LockInfo
+from bgci.registry import Site
+
+
+@dataclass
+class FakeInstance:
+    colour: Colour
+    release: Release
+    running: bool = True
+    started_at: float = field(default_factory=time.time)
+
+    def instance(self) -> Instance:
+        return Instance(colour=self.colour, release=self.release, address=f"fake-{self.colour}:8000",
+                        running=self.running, started_at=self.started_at)
+
+
+@dataclass
+class World:
+    """Everything the fakes share: what runs, what the router does, what the store holds."""
+
+    images: dict[str, str] = field(default_factory=dict)  # image -> digest that can be started
+    unhealthy: set[str] = field(default_factory=set)  # digests whose app answers 503
+    # digest -> how many requests through the live address it answers before it starts failing
+    fails_after: dict[str, int] = field(default_factory=dict)
+    live_answers: dict[str, int] = field(default_factory=dict)
+    instances: dict[Colour, FakeInstance] = field(default_factory=dict)
+    starts: list[tuple[Colour, str]] = field(default_factory=list)  # (colour, image) started
+    stops: list[Colour] = field(default_factory=list)
+    router_running: bool = True
+    live: Colour | None = None  # what the router sends live traffic to now
+    saved_live: Colour | None = None  # what its files say (a restarted router comes back with it)
+    backends: dict[Colour, str] = field(default_factory=dict)
+    router_starts: int = 0
+    state: dict[str, Any] | None = None
+    lock: LockInfo | None = None
+
+    def add_image(self, image: str, *, healthy: bool = True) -> str:
+        digest = f"sha256:{abs(hash(image)):016x}"
+        self.images[image] = digest
+        if not healthy:
+            self.unhealthy.add(digest)
+        return digest
+
+    def answer(self, role: str) -> tuple[int, Colour | None, str]:
+        """(status, colour, body) of a request through the ``role`` address now."""
+        routed = self.live if role == "live" else (other(self.live) if self.live else "blue")
+        if role == "live" and self.live is None:
+            return 503, None, "no colour is live here yet"
+        assert routed is not None
+        found = self.instances.get(routed)
+        if routed not in self.backends or found is None or not found.running:
+            return 503, routed, f"{routed} is not running"
+        digest = found.release.digest
+        if role == "live" and digest in self.fails_after:
+            self.live_answers[digest] = self.live_answers.get(digest, 0) + 1
+            if self.live_answers[digest] > self.fails_after[digest]:
+                return 500, routed, "it broke under live traffic"
+        if digest in self.unhealthy:
+            return 503, routed, "unhealthy"
+        return 200, routed, f"ok {found.release.image}"
+
+
+class FakePlatform:
+    name = "fake"
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def build(self, tag: str, log: Log) -> Release:
+        image = f"app:{tag}"
+        return Release(image, self.world.add_image(image))
+
+    def resolve(self, image: str) -> Release:
+        if image not in self.world.images:
+            raise ConfigError(f"no image {image}")
+        return Release(image, self.world.images[image])
+
+    def has(self, release: Release) -> bool:
+        return self.world.images.get(release.image) == release.digest
+
+    def start(self, colour: Colour, release: Release, log: Log) -> Instance:
+        self.world.instances[colour] = FakeInstance(colour, release)
+        self.world.starts.append((colour, release.image))
+        return self.world.instances[colour].instance()
+
+    def instances(self) -> dict[Colour, Instance]:
+        return {c: i.instance() for c, i in self.world.instances.items()}
+
+    def stop(self, colour: Colour, grace: float, log: Log) -> None:
+        if self.world.instances.pop(colour, None) is not None:
+            self.world.stops.append(colour)
+
+    def run_once(self, release: Release, command: str, env: dict[str, str],
+                 timeout: float) -> tuple[int, str]:
+        return 0, f"ran {command}"
+
+    def logs(self, colour: Colour, lines: int = 40) -> str:
+        return f"the last lines of {colour}"
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def do_GET(self) -> None:
+        world = self.server.world
+        if not world.router_running:
+            self.close_connection = True  # a stopped router: the client sees the connection drop
+            return
+        status, colour, body = world.answer(self.server.role)
+        data = body.encode()
+        self.send_response(status)
+        if colour and status == 200:
+            self.send_header("X-Bgci-Color", colour)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, world: World, role: str) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.world, self.role = world, role
+
+
+class FakeRouter:
+    """A router whose live and preview addresses are real HTTP servers answering from ``World``."""
+
+    def __init__(self, world: World, live_url: str, preview_url: str) -> None:
+        self.world = world
+        self.live_url, self.preview_url = live_url, preview_url
+        self.switches: list[Colour] = []
+
+    def _up(self) -> None:
+        if not self.world.router_running:
+            raise InfraError("the fake router is not running")
+
+    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
+        if not self.world.router_running:
+            self.world.router_running = True
+            self.world.router_starts += 1
+            self.world.live = self.world.saved_live
+            log.info(f"starting router fake (live: {self.world.live or 'nothing yet'})")
+        self.world.backends = dict(backends)
+
+    def live(self) -> Colour | None:
+        self._up()
+        return self.world.live
+
+    def set_backend(self, colour: Colour, address: str | None) -> None:
+        self._up()
+        if address:
+            self.world.backends[colour] = address
+        else:
+            self.world.backends.pop(colour, None)
+
+    def switch(self, live: Colour) -> None:
+        self._up()
+        self.switches.append(live)
+        self.world.live = self.world.saved_live = live
+
+    def inflight(self, colour: Colour) -> int:
+        return 0
+
+    def describe_switch(self, live: Colour) -> str:
+        return f"fake: live -> {live}"
+
+    def disconnect(self, colour: Colour) -> str:
+        return f"closed what was open to {colour}"
+
+    def stop(self, log: Log) -> None:
+        self.world.router_running = False
+
+
+class MemoryStore:
+    """The state document and the lock in ``World`` (copied in and out, as a real store would)."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+
+    def read(self) -> State:
+        return State.from_dict("shop", copy.deepcopy(self.world.state))
+
+    def write(self, state: State) -> None:
+        self.world.state = copy.deepcopy(state.to_dict())
+
+    def try_lock(self, info: LockInfo) -> LockInfo | None:
+        if self.world.lock is not None:
+            return self.world.lock
+        self.world.lock = info
+        return None
+
+    def unlock(self, info: LockInfo) -> None:
+        if self.world.lock is not None and self.world.lock.token == info.token:
+            self.world.lock = None
+
+    def current_lock(self) -> LockInfo | None:
+        return self.world.lock
+
+
+FAST = {  # health and switch settings that keep a stage to milliseconds
+    "health": {"interval": 0.01, "deadline": 1.0, "successes": 1, "timeout": 2.0},
+    "switch": {"drain": 0.0, "confirm_requests": 3},
+}
+
+
+@contextmanager
+def fake_deployment(tmp_path: Path, world: World,
+                    settings: Mapping[str, Mapping[str, Any]] | None = None) -> Iterator[Deployment]:
+    """A Deployment of app "shop" over the fakes of ``world`` (its router's two servers run for the
+    block). ``settings``: config sections merged over FAST."""
+    sections = {name: dict(values) for name, values in FAST.items()}
+    for name, values in (settings or {}).items():
+        sections.setdefault(name, {}).update(values)
+    lines = ['app = "shop"', "[platform]", 'kind = "process"', 'command = "serve {port}"']
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
+    (tmp_path / "bgci.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    config = load_config(cwd=tmp_path, environ={})
+    servers = [_Server(world, "live"), _Server(world, "preview")]
+    threads = [threading.Thread(target=s.serve_forever, args=(0.02,), daemon=True) for s in servers]
+    for thread in threads:
+        thread.start()
+    try:
+        urls = [f"http://127.0.0.1:{s.server_address[1]}" for s in servers]
+        site = Site(platform=FakePlatform(world), store=MemoryStore(world),
+                    router_host=_no_host, public_host=lambda: "127.0.0.1")
+        yield Deployment(config, StderrLog(-1), Identity("tester"), lock_wait=0.0, site=site,
+                         router=FakeRouter(world, urls[0], urls[1]))
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+def _no_host() -> Any:
+    raise AssertionError("the stage core must reach the router through Deployment.router")
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)

@@ -1,0 +1,326 @@
+"""The stage core, over fakes (tests/fakes.py): every transition of a deployment's state machine,
+every refusal (exit 4), interrupted switches and rollbacks finished by a re-run, idempotent
+re-runs and quarantine. Each stage runs as its own ``Deployment``, as each is its own process in a
+pipeline; its health probes and confirmations are real HTTP requests to the fake router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bgci.errors import BgciError
+from bgci.model import StageResult
+from bgci.stages.deploy_green import deploy_green
+from bgci.stages.retire import retire
+from bgci.stages.rollback import rollback
+from bgci.stages.status import status
+from bgci.stages.switch import switch
+from bgci.stages.verify import verify
+from tests.fakes import World, fake_deployment
+
+Stage = Callable[..., Any]
+
+
+class Pipeline:
+    """Runs stages against one World, each in a Deployment of its own: (exit code, result)."""
+
+    def __init__(self, tmp_path: Path, world: World) -> None:
+        self.tmp_path, self.world = tmp_path, world
+
+    def run(self, name: str, stage: Stage, *args: Any,
+            settings: dict[str, dict[str, Any]] | None = None, **kw: Any) -> tuple[int, StageResult]:
+        result = StageResult(stage=name, app="shop")
+        with fake_deployment(self.tmp_path, self.world, settings) as d:
+            try:
+                stage(d, result, *args, **kw)
+            except BgciError as exc:
+                result.message = str(exc)
+                return exc.exit_code, result
+        return 0, result
+
+    def ok(self, name: str, stage: Stage, *args: Any, **kw: Any) -> StageResult:
+        code, result = self.run(name, stage, *args, **kw)
+        assert code == 0, f"{name} exited {code}: {result.message}"
+        return result
+
+    def refused(self, name: str, stage: Stage, *args: Any, **kw: Any) -> str:
+        code, result = self.run(name, stage, *args, **kw)
+        assert code == 4, f"{name} should refuse (exit 4), exited {code}: {result.message}"
+        return result.message
+
+    def state(self) -> dict[str, Any]:
+        assert self.world.state is not None
+        return self.world.state
+
+    # the pipeline's usual steps
+    def deploy(self, image: str, **kw: Any) -> StageResult:
+        return self.ok("deploy-green", deploy_green, image, **kw)
+
+    def verify(self) -> StageResult:
+        return self.ok("verify", verify)
+
+    def switch(self, **kw: Any) -> StageResult:
+        return self.ok("switch", switch, **kw)
+
+    def release(self, image: str) -> None:
+        """``image`` deployed, verified and live."""
+        self.deploy(image)
+        self.verify()
+        self.switch()
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    for image in ("v1", "v2", "v3"):
+        w.add_image(image)
+    w.add_image("broken", healthy=False)
+    return w
+
+
+@pytest.fixture
+def p(tmp_path: Path, world: World) -> Pipeline:
+    return Pipeline(tmp_path, world)
+
+
+# -- deploy-green ---------------------------------------------------------------------------
+def test_first_deploy_goes_to_blue_and_is_the_candidate(p: Pipeline) -> None:
+    result = p.deploy("v1")
+    assert (result.colour, result.live_colour) == ("blue", None)
+    assert p.world.starts == [("blue", "v1")]
+    state = p.state()
+    assert state["candidate"] == "blue" and state["colours"]["blue"]["release"]["image"] == "v1"
+    assert p.world.live is None, "deploy-green never moves live traffic"
+
+
+def test_deploy_green_goes_to_the_idle_colour_and_leaves_live_alone(p: Pipeline) -> None:
+    p.release("v1")
+    result = p.deploy("v2")
+    assert (result.colour, result.live_colour) == ("green", "blue")
+    assert p.world.live == "blue" and p.world.instances["blue"].release.image == "v1"
+
+
+def test_an_unhealthy_release_fails_deploy_green_with_exit_1_and_live_untouched(p: Pipeline) -> None:
+    p.release("v1")
+    code, result = p.run("deploy-green", deploy_green, "broken")
+    assert code == 1 and "did not become healthy" in result.message
+    assert p.world.live == "blue"
+
+
+def test_deploy_green_of_what_already_runs_there_only_checks_health(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.deploy("v2")
+    assert p.world.starts == [("blue", "v1"), ("green", "v2")], "nothing was started again"
+
+
+def test_a_quarantined_digest_is_refused_unless_allowed(p: Pipeline) -> None:
+    p.release("v1")
+    p.release("v2")
+    p.ok("rollback", rollback)
+    message = p.refused("deploy-green", deploy_green, "v2")
+    assert "quarantined" in message
+    p.deploy("v2", allow_quarantined=True)
+    assert p.world.instances["green"].release.image == "v2"
+
+
+# -- verify ---------------------------------------------------------------------------------
+def test_verify_marks_the_idle_colours_digest_verified(p: Pipeline) -> None:
+    p.deploy("v1")
+    result = p.verify()
+    assert result.colour == "blue"
+    assert p.world.images["v1"] in p.state()["verified"]
+
+
+def test_verify_refuses_when_nothing_runs_on_the_idle_colour(p: Pipeline) -> None:
+    assert "nothing runs on the idle colour" in p.refused("verify", verify)
+
+
+def test_verify_fails_an_unhealthy_candidate_and_keeps_it_unverified(p: Pipeline) -> None:
+    p.world.add_image("flaky")
+    p.deploy("flaky")
+    p.world.unhealthy.add(p.world.images["flaky"])
+    code, _ = p.run("verify", verify)
+    assert code == 1
+    assert p.world.images["flaky"] not in p.state()["verified"]
+
+
+# -- switch ---------------------------------------------------------------------------------
+def test_switch_sends_live_traffic_to_the_verified_candidate_and_records_previous(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.verify()
+    result = p.switch()
+    assert (result.live_colour, result.idle_colour, p.world.live) == ("green", "blue", "green")
+    state = p.state()
+    assert (state["candidate"], state["previous"]) == (None, "blue")
+    assert "blue" in p.world.instances, "the old colour keeps running for an instant rollback"
+
+
+def test_switch_refuses_an_unverified_candidate_unless_forced(p: Pipeline) -> None:
+    p.deploy("v1")
+    assert "has not passed `bgci verify`" in p.refused("switch", switch)
+    assert p.world.live is None
+    p.switch(force=True)
+    assert p.world.live == "blue"
+
+
+def test_switch_refuses_a_candidate_that_is_not_running(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.verify()
+    p.world.instances["green"].running = False
+    assert "not running" in p.refused("switch", switch)
+    assert p.world.live == "blue"
+
+
+def test_switch_refuses_an_unhealthy_candidate(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.verify()
+    p.world.unhealthy.add(p.world.images["v2"])
+    assert "not healthy" in p.refused("switch", switch)
+    assert p.world.live == "blue"
+
+
+def test_switch_refuses_when_nothing_was_deployed(p: Pipeline) -> None:
+    assert "no deployed colour" in p.refused("switch", switch)
+
+
+def test_switch_again_is_a_no_op_that_says_so(p: Pipeline) -> None:
+    p.release("v1")
+    result = p.switch()
+    assert "already live" in result.message and p.world.live == "blue"
+
+
+def test_a_dry_run_switch_changes_nothing(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.verify()
+    result = p.switch(dry_run=True)
+    assert "would switch" in result.message and p.world.live == "blue"
+    assert p.state()["candidate"] == "green"
+
+
+def test_an_interrupted_switch_is_recorded_by_the_next_run(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.verify()
+    p.world.live = p.world.saved_live = "green"  # the router moved; the killed run recorded nothing
+    result = p.switch()
+    assert p.state()["previous"] == "blue" and p.state()["candidate"] is None
+    assert "already live" in result.message
+
+
+def test_a_bake_above_max_error_rate_rolls_back(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.verify()
+    p.world.fails_after[p.world.images["v2"]] = 5  # passes the confirmation, then breaks
+    code, result = p.run("switch", switch,
+                         settings={"switch": {"bake": 0.3, "max_error_rate": 0.1}})
+    assert code == 1 and "bake" in result.message, result.message
+    assert p.world.live == "blue" and p.world.images["v2"] in p.state()["quarantined"]
+
+
+def test_a_switch_that_is_not_confirmed_puts_live_traffic_back(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.verify()
+    p.world.fails_after[p.world.images["v2"]] = 0  # healthy on the preview, failing once live
+    code, result = p.run("switch", switch)
+    assert code == 1 and "not confirmed" in result.message
+    assert p.world.live == "blue" and p.state()["candidate"] == "green"
+
+
+# -- rollback -------------------------------------------------------------------------------
+def test_rollback_is_instant_while_the_previous_colour_runs_and_quarantines(p: Pipeline) -> None:
+    p.release("v1")
+    p.release("v2")
+    starts = len(p.world.starts)
+    result = p.ok("rollback", rollback)
+    assert (result.live_colour, p.world.live) == ("blue", "blue")
+    assert len(p.world.starts) == starts, "nothing was started: the old colour still ran"
+    state = p.state()
+    assert p.world.images["v2"] in state["quarantined"] and state["previous"] is None
+    assert state["rolled_back_to"] == "blue"
+
+
+def test_rollback_again_is_a_no_op(p: Pipeline) -> None:
+    p.release("v1")
+    p.release("v2")
+    p.ok("rollback", rollback)
+    assert "already rolled back" in p.ok("rollback", rollback).message
+    assert p.world.live == "blue"
+
+
+def test_rollback_refuses_when_there_is_no_previous_version(p: Pipeline) -> None:
+    p.release("v1")
+    assert "no previous version" in p.refused("rollback", rollback)
+
+
+def test_rollback_recreates_a_stopped_previous_colour_from_its_digest(p: Pipeline) -> None:
+    p.release("v1")
+    p.release("v2")
+    del p.world.instances["blue"]
+    p.ok("rollback", rollback)
+    assert p.world.starts[-1] == ("blue", "v1") and p.world.live == "blue"
+
+
+def test_rollback_refuses_when_the_previous_image_is_gone(p: Pipeline) -> None:
+    p.release("v1")
+    p.release("v2")
+    del p.world.instances["blue"]
+    del p.world.images["v1"]
+    assert "no longer on the engine" in p.refused("rollback", rollback)
+    assert p.world.live == "green"
+
+
+def test_an_interrupted_rollback_is_recorded_by_the_next_run(p: Pipeline) -> None:
+    p.release("v1")
+    p.release("v2")
+    p.world.live = p.world.saved_live = "blue"  # the router moved back; nothing was recorded
+    result = p.ok("rollback", rollback)
+    assert "interrupted rollback" in result.message
+    assert p.world.images["v2"] in p.state()["quarantined"]
+
+
+# -- retire ---------------------------------------------------------------------------------
+def test_retire_waits_for_retire_after_then_stops_the_idle_colour(p: Pipeline) -> None:
+    p.release("v1")
+    p.release("v2")
+    kept = p.ok("retire", retire)
+    assert "left running" in kept.message and "blue" in p.world.instances
+    p.ok("retire", retire, settings={"switch": {"retire_after": 0}})
+    assert "blue" not in p.world.instances and p.world.live == "green"
+
+
+def test_retire_refuses_a_candidate_not_yet_switched_to(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    assert "not yet switched" in p.refused("retire", retire)
+    p.ok("retire", retire, force=True)
+    assert "green" not in p.world.instances
+
+
+# -- the router went away between stages ----------------------------------------------------
+def test_a_stopped_router_is_started_again_with_the_live_colour_it_had(p: Pipeline) -> None:
+    p.release("v1")
+    p.world.router_running = False
+    p.deploy("v2")
+    assert p.world.router_starts == 1 and p.world.live == "blue"
+
+
+# -- status ---------------------------------------------------------------------------------
+def test_status_reports_each_colour_without_changing_anything(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    before = (dict(p.world.instances), p.world.live, p.state())
+    data = p.ok("status", status).extra["status"]
+    assert data["live"] == "blue"
+    assert data["colours"]["blue"]["healthy"] and data["colours"]["green"]["candidate"]
+    assert (dict(p.world.instances), p.world.live, p.state()) == before
