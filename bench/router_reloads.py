@@ -87,7 +87,7 @@ def bgci_router(row: Row, work: Path, addresses: dict[str, str]) -> Iterator[Tar
     config = load_config(str(config_file), cwd=work, environ={})
     router = make_router(config, open_site(config))
     try:
-        router.ensure(addresses, Log())
+        router.ensure(addresses, None, Log())
         router.switch("blue")
         yield router.live_url, router.switch  # type: ignore[misc]
     finally:

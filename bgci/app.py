@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -26,9 +27,11 @@ from bgci.ci import CI, detect_ci
 from bgci.config import load_config
 from bgci.deployment import Deployment, Identity
 from bgci.errors import BgciError, ConfigError, InfraError, Interrupted
+from bgci.health import observe
 from bgci.hooks import run_on_failure
+from bgci.lock import Lease
 from bgci.log import Log, StderrLog
-from bgci.model import LEGACY_NAMES, StageResult
+from bgci.model import LEGACY_NAMES, StageResult, other
 from bgci.notify import notify
 from bgci.redact import Redactor
 from bgci.report import write_reports
@@ -58,40 +61,85 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
 
 def run_stage(opts: Options, stage: str, body: Stage, lock_wait: float = 60.0) -> int:
     """Run one stage; always write its reports; return its exit code."""
+    return run_stages(opts, [(stage, body)], lock_wait)
+
+
+def run_stages(opts: Options, steps: list[tuple[str, Stage]], lock_wait: float = 60.0) -> int:
+    """Run stages in order in one process, each with its own reports, until one fails; return
+    the last exit code. Several stages share one deploy lock, taken by the first that needs it
+    and held until the last is done (``bgci deploy``: no other pipeline gets in between)."""
     ci = detect_ci(os.environ)
     redactor = Redactor(os.environ)
     log = StderrLog(opts.verbosity, fold=ci.fold, redact=redactor.text)
-    result = StageResult(stage=stage, app="")
     config: Config | None = None
     deployment: Deployment | None = None
+    code = 0
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
-        config = load_config(opts.config, overrides=opts.overrides)
-        result.app = config.app
-        deployment = Deployment(config, log, Identity(ci.holder(), ci.job_url()), lock_wait)
-        body(deployment, result)
-    except BgciError as exc:
-        _fail(result, exc, str(exc))
-    except KeyboardInterrupt:
-        _fail(result, Interrupted("interrupted"), "interrupted")
-    except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
-        _fail(result, InfraError(""),
-              f"unexpected {type(exc).__name__}: {exc} (a bgci bug? rerun with --debug)")
-        if opts.debug:
-            traceback.print_exc()
+        for stage, body in steps:
+            result = StageResult(stage=stage, app=config.app if config else "")
+            try:
+                if config is None:
+                    config = load_config(opts.config, overrides=opts.overrides)
+                    result.app = config.app
+                    writable(Path(opts.reports or config.reports.dir))
+                if deployment is None:
+                    deployment = Deployment(config, log, Identity(ci.holder(), ci.job_url()),
+                                            lock_wait, lease=Lease() if len(steps) > 1 else None)
+                deployment.found = deployment.seen = None
+                body(deployment, result)
+            except BgciError as exc:
+                _fail(result, exc, str(exc))
+            except KeyboardInterrupt:
+                _fail(result, Interrupted("interrupted"), "interrupted")
+            except Exception as exc:  # a bug: say so plainly, keep the traceback for --debug
+                _fail(result, InfraError(""),
+                      f"unexpected {type(exc).__name__}: {exc} (a bgci bug? rerun with --debug)")
+                if opts.debug:
+                    traceback.print_exc()
+            if deployment is not None:
+                _look_at_live(deployment, result)
+                if result.exit_code:
+                    with contextlib.suppress(KeyboardInterrupt, Interrupted):  # ends the hook only
+                        run_on_failure(deployment, result)
+            result.finished = time.time()
+            _redact(result, redactor)
+            _publish(opts, config, result, ci, log)
+            code = result.exit_code
+            if code:
+                break
     finally:
         signal.signal(signal.SIGTERM, previous)
         if deployment is not None:
-            if result.exit_code:
-                with contextlib.suppress(KeyboardInterrupt, Interrupted):  # ends it, not the report
-                    run_on_failure(deployment, result)
             # closing a dead connection must not hide the real outcome
             with contextlib.suppress(Exception):
                 deployment.close()
-    result.finished = time.time()
-    _redact(result, redactor)
-    _publish(opts, config, result, ci, log)
-    return result.exit_code
+    return code
+
+
+def writable(reports: Path) -> None:
+    """The reports dir exists and takes a file, before the stage changes anything (ConfigError,
+    exit 2, otherwise: a stage whose report cannot be written must not change the target)."""
+    try:
+        reports.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=reports, prefix=".bgci-write-test-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write reports to {reports}: {exc}",
+                          "give --reports / reports.dir a directory this user can write; nothing "
+                          "was changed") from exc
+
+
+def _look_at_live(d: Deployment, result: StageResult) -> None:
+    """A stage that looked at live traffic as it started but did not reach its own last look
+    (it failed): look now, so that its report says who answers, not what was meant to."""
+    if d.found is None or d.seen is not None:
+        return
+    with contextlib.suppress(Exception):
+        d.seen = observe(d.router.live_url, d.config.health)
+        result.live_colour, result.observed = d.seen.colour, True
+        if d.seen.colour is not None:
+            result.idle_colour = other(d.seen.colour)
 
 
 def _fail(result: StageResult, error: BgciError, message: str) -> None:
@@ -131,11 +179,10 @@ def _publish(opts: Options, config: Config | None, result: StageResult, ci: CI, 
              err=True)
     if opts.as_json:
         _say(to_json(result).rstrip("\n"))
+    elif result.stage == "status" and "status" in result.extra:
+        _say(render_status(result.extra["status"]))
     elif result.exit_code == 0:
-        if result.stage == "status" and "status" in result.extra:
-            _say(render_status(result.extra["status"]))
-        else:
-            _say(f"bgci {result.stage}: {result.message or _summary(result)}")
+        _say(f"bgci {result.stage}: {result.message or _summary(result)}")
 
 
 def _summary(result: StageResult) -> str:
@@ -153,16 +200,27 @@ def _say(text: str, err: bool = False) -> None:
     stream.flush()
 
 
-def image_from_reports(opts: Options, config: Config) -> str:
-    """The image the last successful ``bgci build`` recorded in the reports dir (ConfigError, exit
-    2, when there is none)."""
+def image_to_deploy(opts: Options, config: Config, image: str | None) -> str:
+    """``--image`` (or ``BGCI_IMAGE``), else what the last successful ``bgci build`` of this app
+    recorded in the reports dir. ConfigError (exit 2) for an empty ``--image ""`` (an empty CI
+    variable must never mean "the last build"), and when there is no build of this app."""
+    if image is not None:
+        if not image.strip():
+            raise ConfigError("--image is empty (an empty CI variable?): nothing to deploy",
+                              "pass --image REF, or leave --image out to deploy the last build")
+        return image
     path = Path(opts.reports or config.reports.dir) / "build.json"
     try:
         data = json.loads(path.read_text())
-        image = str(data.get("image") or "")
-        if data.get("exit_code") == 0 and image:
-            return image
     except (OSError, ValueError):
-        pass
+        data = {}
+    built_for = str(data.get("app") or "")
+    if built_for and built_for != config.app:
+        raise ConfigError(f"{path} records a build of app {built_for!r}, not of {config.app!r}: "
+                          "reports dirs shared by two apps would deploy one as the other",
+                          "pass --image REF, or give each app its own --reports dir")
+    image = str(data.get("image") or "")
+    if data.get("exit_code") == 0 and image:
+        return image
     raise ConfigError("no image to deploy: pass --image REF, set BGCI_IMAGE, or run `bgci build` "
                       f"first (it records the image in {path})")

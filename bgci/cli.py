@@ -44,7 +44,7 @@ def cli(ctx: click.Context, config: str | None, reports: str | None, as_json: bo
     """bgci: blue-green, zero-downtime deployment of Python web apps from CI.
 
     Each stage is one command; run them in order, in one job or in separate jobs:
-    build -> deploy-green -> verify -> switch (and rollback, retire, status).
+    build -> deploy-green -> verify -> switch (and rollback, retire, status, down, up).
     Every option also reads BGCI_<NAME> from the environment, e.g. BGCI_CONFIG.
     """
     from bgci.app import Options
@@ -85,23 +85,30 @@ def build(opts: Options, tag: str | None) -> None:
 def deploy_green(opts: Options, image: str | None, allow_quarantined: bool,
                  lock_wait: float) -> None:
     """Start the new version on the idle colour, wait until healthy, expose it on the preview."""
-    from bgci.app import image_from_reports
+    from bgci.app import image_to_deploy
     from bgci.stages.deploy_green import deploy_green as stage
 
     def body(d: Deployment, r: StageResult) -> None:
-        stage(d, r, image or image_from_reports(opts, d.config), allow_quarantined)
+        stage(d, r, image_to_deploy(opts, d.config, image), allow_quarantined)
 
     run(opts, "deploy-green", body, lock_wait)
 
 
+def digest_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--digest", envvar="BGCI_DIGEST", default="", metavar="DIGEST",
+                        help="The release this pipeline deployed (default: BGCI_DIGEST, as "
+                             "bgci.env passes it on): refuse if the idle colour runs another.")(f)
+
+
 @cli.command(epilog=EPILOG)
+@digest_option
 @lock_wait_option
 @click.pass_obj
-def verify(opts: Options, lock_wait: float) -> None:
+def verify(opts: Options, digest: str, lock_wait: float) -> None:
     """Health checks, the smoke suite and the latency budget against the preview address."""
     from bgci.stages.verify import verify as stage
 
-    run(opts, "verify", stage, lock_wait)
+    run(opts, "verify", lambda d, r: stage(d, r, digest), lock_wait)
 
 
 @cli.command(epilog=EPILOG)
@@ -109,14 +116,15 @@ def verify(opts: Options, lock_wait: float) -> None:
               help="Switch even if the idle colour is not verified.")
 @click.option("--dry-run", is_flag=True, envvar="BGCI_DRY_RUN",
               help="Print what would change and change nothing.")
+@digest_option
 @lock_wait_option
 @click.pass_obj
-def switch(opts: Options, force: bool, dry_run: bool, lock_wait: float) -> None:
+def switch(opts: Options, force: bool, dry_run: bool, digest: str, lock_wait: float) -> None:
     """Atomically send live traffic to the verified idle colour; confirm, drain, bake."""
     from bgci.stages.switch import switch as stage
 
-    run(opts, "switch", lambda d, r: stage(d, r, force=force, dry_run=dry_run),
-                    lock_wait)
+    run(opts, "switch", lambda d, r: stage(d, r, force=force, dry_run=dry_run, digest=digest),
+        lock_wait)
 
 
 @cli.command(epilog=EPILOG)
@@ -158,10 +166,22 @@ def retire(opts: Options, force: bool, lock_wait: float) -> None:
 @lock_wait_option
 @click.pass_obj
 def down(opts: Options, lock_wait: float) -> None:
-    """Stop both colours and the managed router (the app goes offline; state and releases stay)."""
+    """Stop both colours and the managed router (the app goes offline; state and releases stay).
+    Other stages refuse until `bgci up`."""
     from bgci.stages.down import down as stage
 
     run(opts, "down", stage, lock_wait)
+
+
+@cli.command(epilog=EPILOG)
+@lock_wait_option
+@click.pass_obj
+def up(opts: Options, lock_wait: float) -> None:
+    """The inverse of down: the live colour and the router as recorded, proven through the live
+    address."""
+    from bgci.stages.down import up as stage
+
+    run(opts, "up", stage, lock_wait)
 
 
 @cli.command(epilog=EPILOG)
@@ -179,21 +199,34 @@ def deploy(opts: Options, tag: str | None, lock_wait: float) -> None:
 
     def do_build(d: Deployment, r: StageResult) -> None:
         build_stage(d, r, tag)
-        built.append(r.image)
+        built.extend((r.image, r.digest))
 
     steps: list[tuple[str, Stage]] = [
         ("build", do_build),
         ("deploy-green", lambda d, r: green_stage(d, r, built[0])),
-        ("verify", verify_stage),
-        ("switch", switch_stage),
+        ("verify", lambda d, r: verify_stage(d, r, built[1])),
+        ("switch", lambda d, r: switch_stage(d, r, digest=built[1])),
     ]
-    from bgci.app import run_stage
+    from bgci.app import run_stages
 
-    for name, body in steps:
-        code = run_stage(opts, name, body, lock_wait)
-        if code != 0:
-            sys.exit(code)
-    sys.exit(0)
+    sys.exit(run_stages(opts, steps, lock_wait))
+
+
+@cli.group()
+def router() -> None:
+    """Changes to the router that no stage makes on the side (they cut live traffic)."""
+
+
+@router.command("reboot", epilog=EPILOG)
+@lock_wait_option
+@click.pass_obj
+def router_reboot(opts: Options, lock_wait: float) -> None:
+    """Stop the router and start it as the config says: a new router.kind, router.image,
+    router.listen / router.preview or router template. Live traffic is cut while it restarts
+    (the report says for how long)."""
+    from bgci.stages.router import reboot as stage
+
+    run(opts, "router", stage, lock_wait)
 
 
 @cli.group()

@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 
-from bgci.lock import deploy_lock, new_lock
+from bgci.lock import Lease, deploy_lock, new_lock, take_lock
 from bgci.log import Log
+from bgci.model import Observation
 from bgci.ports import LockInfo, Platform, Router, StateStore
 from bgci.registry import Site, make_router, open_site
 from bgci.settings import Config
@@ -28,11 +29,15 @@ class Deployment:
     ``router``, as the stage-core tests give fakes)."""
 
     def __init__(self, config: Config, log: Log, who: Identity, lock_wait: float = 60.0, *,
-                 site: Site | None = None, router: Router | None = None) -> None:
+                 site: Site | None = None, router: Router | None = None,
+                 lease: Lease | None = None) -> None:
         self.config = config
         self.log = log
         self.who = who
         self.lock_wait = lock_wait
+        self.lease = lease
+        self.found: Observation | None = None  # live traffic as the stage found it (reconcile)
+        self.seen: Observation | None = None  # ... and as it left it (conclude)
         if site is not None:
             self.site = site
         if router is not None:
@@ -56,12 +61,27 @@ class Deployment:
 
     @contextmanager
     def locked(self) -> Iterator[LockInfo]:
-        """Hold the app's deploy lock (exit 5 naming the holder when it stays taken)."""
+        """Hold the app's deploy lock (exit 5 naming the holder when it stays taken). With a
+        lease, the lock is taken once and kept for the next stages, until ``close``."""
+        if self.lease is not None and self.lease.info is not None:
+            yield self.lease.info
+            return
         info = new_lock(self.who.holder, self.who.job_url)
-        with deploy_lock(self.store, info, ttl=self.config.lock.ttl, wait=self.lock_wait,
-                         say=self.log.info) as held:
-            yield held
+        if self.lease is None:
+            with deploy_lock(self.store, info, ttl=self.config.lock.ttl, wait=self.lock_wait,
+                             say=self.log.info) as held:
+                yield held
+            return
+        take_lock(self.store, info, ttl=self.config.lock.ttl, wait=self.lock_wait,
+                  say=self.log.info)
+        self.lease.info, self.lease.store = info, self.store
+        yield info
 
     def close(self) -> None:
-        if "site" in self.__dict__:
-            self.site.close()
+        """Release a leased lock, then the connections to the target."""
+        try:
+            if self.lease is not None:
+                self.lease.release()
+        finally:
+            if "site" in self.__dict__:
+                self.site.close()

@@ -8,6 +8,7 @@ imports another): what one of them does with the engine that another does too li
 from __future__ import annotations
 
 import io
+import json
 import os
 import posixpath
 import tarfile
@@ -23,7 +24,7 @@ import requests
 
 from bgci.errors import BgciError, CheckFailed, ConfigError, InfraError
 from bgci.log import Log
-from bgci.model import Release
+from bgci.model import ColourSpec, Release
 from bgci.settings import Config
 from bgci.timings import waiting, waits_on
 
@@ -124,6 +125,20 @@ def execute(container: Any, argv: list[str]) -> tuple[int, str]:
     """``argv`` run inside a running container: exit code and output."""
     result = container.exec_run(argv, demux=False)
     return int(result.exit_code or 0), bytes(result.output or b"").decode("utf-8", "replace")
+
+
+# -- what a colour was started with, as a label ---------------------------------------------------
+def spec_label(spec: ColourSpec) -> str:
+    """``spec`` as the value of a colour's ``org.bgci.spec`` label."""
+    return json.dumps(spec.to_dict(), sort_keys=True)
+
+
+def spec_of(labels: Mapping[str, str]) -> ColourSpec | None:
+    """The spec a colour's labels record (None: started by bgci 0.1, which recorded none)."""
+    try:
+        return ColourSpec.from_dict(json.loads(labels.get(f"{LABEL}.spec") or "null"))
+    except ValueError:
+        return None
 
 
 # -- images ----------------------------------------------------------------------------------------

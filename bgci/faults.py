@@ -1,4 +1,5 @@
-"""Named points inside the stages where the fault-injection tests stop bgci (and `kill -9` it).
+"""Named points inside the stages where the fault-injection tests stop bgci (and `kill -9` it),
+and one knob that makes bgci start its routers as another version of bgci would.
 
 With ``BGCI_TEST_PAUSE_AT=<point>`` the process writes its pid to ``BGCI_TEST_PAUSE_FILE`` on
 reaching that point and sleeps until it is killed. Without the variable a checkpoint costs one
@@ -28,3 +29,10 @@ def checkpoint(point: str) -> None:
             handle.write(str(os.getpid()))
     while True:
         time.sleep(60)
+
+
+def router_template(version: str) -> str:
+    """A router template's version, as the routers this process starts carry it in their
+    fingerprint. ``BGCI_TEST_ROUTER_TEMPLATE=<suffix>`` changes it, as if another version of bgci
+    (with another template) had started them: the tests of router changes use it."""
+    return version + os.environ.get("BGCI_TEST_ROUTER_TEMPLATE", "")

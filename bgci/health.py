@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import requests
 
 from bgci.log import Log
-from bgci.model import Check, Colour
+from bgci.model import COLOURS, Check, Colour, Observation
 from bgci.settings import HealthConfig
 from bgci.timings import waits_on
 
@@ -104,3 +104,27 @@ def p95(values: list[float]) -> float:
     ordered = sorted(values)
     rank = math.ceil(round(0.95 * len(ordered), 9))  # nearest rank, 1-based; 0.95 * 100 > 95 in floats
     return ordered[max(rank, 1) - 1]
+
+
+OBSERVE_REQUESTS = 3
+
+
+@waits_on("app")
+def observe(url: str, cfg: HealthConfig, requests_count: int = OBSERVE_REQUESTS) -> Observation:
+    """``requests_count`` fresh requests (a new connection each) to ``url + cfg.path``: the colour
+    that answered them all healthily, or None and what was seen instead. What a stage says about
+    live traffic comes from here, never from memory."""
+    seen: dict[str, int] = {}
+    for _ in range(requests_count):
+        with requests.Session() as session:
+            result = probe(session, url, cfg, None)
+        key = result.colour if result.ok and result.colour in COLOURS else (
+            result.detail.split(":")[0] if not result.ok else "an answer without X-Bgci-Color")
+        seen[key] = seen.get(key, 0) + 1
+    if len(seen) == 1:
+        only = next(iter(seen))
+        if only in COLOURS:
+            return Observation(only, f"{requests_count}/{requests_count} requests through "
+                                     f"{url} answered by {only}")
+    summary = ", ".join(f"{k}: {v}" for k, v in sorted(seen.items()))
+    return Observation(None, f"{requests_count} requests through {url}{cfg.path}: {summary}")

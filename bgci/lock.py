@@ -55,6 +55,18 @@ def deploy_lock(
     poll: float = 0.5,
 ) -> Iterator[LockInfo]:
     """Hold the app's deploy lock for the block; wait up to ``wait`` s, break locks older than ttl."""
+    take_lock(store, info, ttl=ttl, wait=wait, say=say, poll=poll)
+    try:
+        yield info
+    finally:
+        store.unlock(info)
+
+
+def take_lock(store: StateStore, info: LockInfo, *, ttl: float, wait: float,
+              say: Callable[[str], None], poll: float = 0.5) -> None:
+    """Take the app's deploy lock for ``info``: wait up to ``wait`` s for its holder, break a lock
+    older than ``ttl`` or held by a process of this host that is gone (LockHeld, exit 5, naming
+    the holder, when it stays taken)."""
     deadline = time.monotonic() + wait
     announced = False
     while True:
@@ -80,7 +92,17 @@ def deploy_lock(
             say(f"waiting up to {wait:.0f}s for the deploy lock held by {holder.describe()}")
             announced = True
         time.sleep(poll)
-    try:
-        yield info
-    finally:
-        store.unlock(info)
+
+
+class Lease:
+    """A deploy lock that the first stage of a process takes and the next ones keep (``bgci
+    deploy``: deploy-green to switch under one lock); ``release`` ends it."""
+
+    def __init__(self) -> None:
+        self.info: LockInfo | None = None
+        self.store: StateStore | None = None
+
+    def release(self) -> None:
+        if self.info is not None and self.store is not None:
+            self.store.unlock(self.info)
+        self.info = None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -37,12 +40,61 @@ class Release:
         return f"{self.image} ({self.digest[:19]})" if self.digest else self.image
 
 
+@dataclass(frozen=True)
+class ColourSpec:
+    """What a colour was started with besides its release: the port its app listens on, its
+    environment, its command (process platform) and its replicas (swarm).
+
+    Each colour keeps its own, recorded with it: a new port, env or command reaches only the colour
+    the next release goes to, and the router reaches each colour through its own record.
+    """
+
+    port: int
+    env: Mapping[str, str] = field(default_factory=dict, hash=False)
+    command: str = ""
+    replicas: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"port": self.port, "env": dict(self.env), "command": self.command,
+                "replicas": self.replicas}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ColourSpec | None:
+        if not isinstance(data, dict) or not isinstance(data.get("port"), int):
+            return None
+        env = data.get("env")
+        return cls(port=data["port"],
+                   env={str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {},
+                   command=str(data.get("command") or ""),
+                   replicas=int(data.get("replicas") or 1))
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the whole spec: two colours with the same one were started alike."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def differences(self, other: ColourSpec | None) -> list[str]:
+        """What ``other`` (what runs) has that this spec (what is asked for) does not, for people
+        (env values are never shown: they may be secrets)."""
+        if other is None:
+            return ["started by an earlier bgci, which did not record its settings"]
+        found = [f"platform.{key} {getattr(other, key)!r} -> {getattr(self, key)!r}"
+                 for key in ("port", "command", "replicas") if getattr(other, key) != getattr(self, key)]
+        changed = sorted(k for k in {*self.env, *other.env} if self.env.get(k) != other.env.get(k))
+        if changed:
+            found.append(f"platform.env {', '.join(changed)}")
+        return found
+
+
 @dataclass
 class Instance:
     """One running (or stopped) colour on a platform.
 
-    ``address`` is ``host:port`` as the router reaches it; ``direct_url`` is where the
-    colour itself answers, when the runner can reach it (for humans and debugging).
+    ``address`` is ``host:port`` as the router reaches it (a container or service name where the
+    router resolves names itself); ``direct_url`` is where the colour itself answers, when the
+    runner can reach it (for humans and debugging); ``spec`` what it was started with (None: by an
+    older bgci, which did not record it).
     """
 
     colour: Colour
@@ -51,6 +103,20 @@ class Instance:
     running: bool
     started_at: float
     direct_url: str = ""
+    spec: ColourSpec | None = None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """Who answered fresh requests through the live address, just now: ``colour`` when every one
+    was a healthy answer from that one colour, else None; ``detail`` says what was seen."""
+
+    colour: Colour | None
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.colour is not None
 
 
 @dataclass
@@ -88,6 +154,7 @@ class StageResult:
     finished: float = 0.0
     checks: list[Check] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    observed: bool = False  # live_colour is who answered through the live address at the end
 
     def add(self, check: Check) -> Check:
         self.checks.append(check)
@@ -137,15 +204,17 @@ HISTORY_LIMIT = 500
 
 @dataclass
 class ColourRecord:
-    """What bgci last put on a colour, kept even after its container is gone (for re-creation)."""
+    """What bgci last put on a colour, kept even after its instance is gone (for re-creation)."""
 
     release: Release | None = None
+    spec: ColourSpec | None = None
     deployed_at: float = 0.0
     idle_since: float = 0.0  # when it last stopped taking live traffic
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "release": self.release.to_dict() if self.release else None,
+            "spec": self.spec.to_dict() if self.spec else None,
             "deployed_at": self.deployed_at,
             "idle_since": self.idle_since,
         }
@@ -155,19 +224,50 @@ class ColourRecord:
         data = data if isinstance(data, dict) else {}
         return cls(
             release=Release.from_dict(data.get("release")),
+            spec=ColourSpec.from_dict(data.get("spec")),
             deployed_at=float(data.get("deployed_at") or 0.0),
             idle_since=float(data.get("idle_since") or 0.0),
         )
 
 
+@dataclass(frozen=True)
+class Intent:
+    """A switch or rollback that is about to move live traffic, written before the router is told:
+    if bgci dies between the router's move and the record of it, the next stage finds the router
+    where the intent says and finishes the record; else it drops the intent (nothing moved)."""
+
+    stage: Literal["switch", "rollback"]
+    to: Colour
+    since: float = 0.0
+    reason: str = ""  # rollback: why (goes into the quarantine)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"stage": self.stage, "to": self.to, "since": self.since, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Intent | None:
+        if not isinstance(data, dict) or data.get("stage") not in ("switch", "rollback"):
+            return None
+        to = _colour(data.get("to"))
+        if to is None:
+            return None
+        return cls(stage=data["stage"], to=to, since=float(data.get("since") or 0.0),
+                   reason=str(data.get("reason") or ""))
+
+
 @dataclass
 class State:
-    """The persistent facts. Which colour is live is NOT here: the router is asked."""
+    """The persistent facts, the truth a stage heals the target toward: which colour serves live
+    traffic, what each colour runs and was started with, verified and quarantined digests, the
+    history. The router is brought back to it when it drifts (``bgci.stages.common.reconcile``)."""
 
     app: str
     colours: dict[Colour, ColourRecord] = field(
         default_factory=lambda: {c: ColourRecord() for c in COLOURS}
     )
+    live: Colour | None = None  # the colour live traffic goes to, as the last switch left it
+    intent: Intent | None = None  # a switch or rollback under way (see Intent)
+    down: dict[str, str] | None = None  # who took the app down with `bgci down`, and when
     candidate: Colour | None = None  # deployed by deploy-green, not yet switched to
     previous: Colour | None = None  # live before the last switch: the rollback target
     previous_release: Release | None = None
@@ -196,6 +296,34 @@ class State:
             if digest in self.verified:
                 self.verified.remove(digest)
 
+    # -- transitions -----------------------------------------------------------------------
+    def deployed(self, colour: Colour, release: Release, spec: ColourSpec | None) -> None:
+        """``colour`` now runs ``release`` started with ``spec``: the candidate for a switch."""
+        self.colours[colour] = ColourRecord(release=release, spec=spec, deployed_at=time.time())
+        self.candidate = colour
+
+    def switched(self, live: Colour, old: Colour | None) -> None:
+        """Live traffic went to ``live`` from ``old`` (None: nothing was live): ``old`` becomes
+        the rollback target while it runs."""
+        self.live = live
+        self.intent = None
+        self.candidate = None
+        self.rolled_back_to = None
+        if old is not None and old != live:
+            self.previous, self.previous_release = old, self.release_of(old)
+            self.colours[old].idle_since = time.time()
+
+    def rolled_back(self, live: Colour, bad: Release | None, reason: str) -> None:
+        """Live traffic went back to ``live``; what ran on the other colour is quarantined."""
+        if bad is not None:
+            self.quarantine(bad.digest, f"{reason} at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self.live = live
+        self.intent = None
+        self.previous = self.previous_release = None
+        self.rolled_back_to = live
+        self.candidate = None
+        self.colours[other(live)].idle_since = time.time()
+
     def log(self, entry: dict[str, Any]) -> None:
         """Append a history entry (the oldest fall off past HISTORY_LIMIT)."""
         entry = {"at": iso(time.time()), **entry}
@@ -204,9 +332,12 @@ class State:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "version": 1,
+            "version": 2,
             "app": self.app,
             "colours": {c: self.colours[c].to_dict() for c in COLOURS},
+            "live": self.live,
+            "intent": self.intent.to_dict() if self.intent else None,
+            "down": dict(self.down) if self.down else None,
             "candidate": self.candidate,
             "previous": self.previous,
             "previous_release": self.previous_release.to_dict() if self.previous_release else None,
@@ -220,9 +351,13 @@ class State:
     def from_dict(cls, app: str, data: Any) -> State:
         data = data if isinstance(data, dict) else {}
         colours = data.get("colours") if isinstance(data.get("colours"), dict) else {}
+        down = data.get("down")
         return cls(
             app=app,
             colours={c: ColourRecord.from_dict(colours.get(c)) for c in COLOURS},
+            live=_colour(data.get("live")),
+            intent=Intent.from_dict(data.get("intent")),
+            down={str(k): str(v) for k, v in down.items()} if isinstance(down, dict) else None,
             candidate=_colour(data.get("candidate")),
             previous=_colour(data.get("previous")),
             previous_release=Release.from_dict(data.get("previous_release")),

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bgci.log import Log
-from bgci.model import Colour, Instance, Release, State, iso
+from bgci.model import Colour, ColourSpec, Instance, Release, State, iso
 from bgci.settings import Config
 
 
@@ -31,8 +31,14 @@ class Platform(Protocol):
     def has(self, release: Release) -> bool:
         """Whether ``release`` can still be started without a rebuild."""
 
-    def start(self, colour: Colour, release: Release, log: Log) -> Instance:
-        """Replace whatever runs on ``colour`` with ``release``; return once it is started."""
+    def spec(self) -> ColourSpec:
+        """What a colour started now would be started with: the ``platform.*`` keys of this
+        config that apply here (the port, env, command, replicas)."""
+
+    def start(self, colour: Colour, release: Release, spec: ColourSpec, log: Log) -> Instance:
+        """Replace whatever runs on ``colour`` with ``release`` started with ``spec``; return
+        once it is started. Only ever called for a colour that does not serve live traffic, or to
+        bring back the live colour from its own record when it is not running."""
 
     def instances(self) -> dict[Colour, Instance]:
         """What runs on each colour now (colours with nothing are absent)."""
@@ -57,6 +63,7 @@ class RouterSpec:
     command: list[str]
     ports: Mapping[int, tuple[str, int]]  # port inside -> (host ip, host port)
     labels: Mapping[str, str] = field(default_factory=dict)
+    also: frozenset[str] = frozenset()  # fingerprints under which bgci 0.1 started this router
 
 
 @dataclass(frozen=True)
@@ -106,8 +113,12 @@ class RouterHost(Protocol):
     def execute(self, spec: RouterSpec, argv: list[str]) -> tuple[int, str]:
         """Run ``argv`` beside the router (inside its container); exit code and output."""
 
-    def label(self, spec: RouterSpec, key: str) -> str | None:
-        """A label of the running router (its config fingerprint)."""
+    def labels(self, spec: RouterSpec) -> Mapping[str, str]:
+        """The labels of the router as it was started (empty when there is none): its kind,
+        image, ports and fingerprint, to tell whether it runs as this config would start it."""
+
+    def signal(self, spec: RouterSpec, name: str) -> None:
+        """Send the running router's main process the signal ``name`` (e.g. ``USR2``)."""
 
     def stop(self, spec: RouterSpec, log: Log) -> None:
         """Stop the router; its files stay, so the next start keeps the live colour."""
@@ -119,8 +130,18 @@ class Router(Protocol):
     live_url: str
     preview_url: str
 
-    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
-        """Start the router if needed, and make each colour's server address match ``backends``."""
+    def ensure(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
+        """Start the router if it does not run, sending live traffic to ``live`` (None: to what
+        its own files kept), and make each colour's server match ``backends``, hitlessly. A router
+        that runs with other settings (kind, image, listen address, template) is never restarted
+        on the side: Refused (exit 4) naming ``bgci router reboot``."""
+
+    def reboot(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
+        """Stop whatever router runs here and start it as this config says (``bgci router
+        reboot``): live traffic is cut while it restarts."""
+
+    def changes(self) -> list[str]:
+        """What differs between the running router and this config (empty: nothing)."""
 
     def live(self) -> Colour | None:
         """The colour live traffic goes to, read from the router itself (None: nothing yet)."""

@@ -19,9 +19,9 @@ from typing import Any
 
 from bgci.config import load_config
 from bgci.deployment import Deployment, Identity
-from bgci.errors import ConfigError, InfraError
+from bgci.errors import ConfigError, InfraError, Refused
 from bgci.log import Log, StderrLog
-from bgci.model import Colour, Instance, Release, State, other
+from bgci.model import Colour, ColourSpec, Instance, Release, State, other
 from bgci.ports import LockInfo
 from bgci.registry import Site
 
@@ -30,12 +30,14 @@ from bgci.registry import Site
 class FakeInstance:
     colour: Colour
     release: Release
+    spec: ColourSpec
     running: bool = True
     started_at: float = field(default_factory=time.time)
 
     def instance(self) -> Instance:
-        return Instance(colour=self.colour, release=self.release, address=f"fake-{self.colour}:8000",
-                        running=self.running, started_at=self.started_at)
+        return Instance(colour=self.colour, release=self.release,
+                        address=f"fake-{self.colour}:{self.spec.port}", running=self.running,
+                        started_at=self.started_at, spec=self.spec)
 
 
 @dataclass
@@ -49,12 +51,14 @@ class World:
     live_answers: dict[str, int] = field(default_factory=dict)
     instances: dict[Colour, FakeInstance] = field(default_factory=dict)
     starts: list[tuple[Colour, str]] = field(default_factory=list)  # (colour, image) started
+    port: int = 8000  # what platform.spec() gives a colour started now
     stops: list[Colour] = field(default_factory=list)
     router_running: bool = True
     live: Colour | None = None  # what the router sends live traffic to now
     saved_live: Colour | None = None  # what its files say (a restarted router comes back with it)
     backends: dict[Colour, str] = field(default_factory=dict)
     router_starts: int = 0
+    router_changes: list[str] = field(default_factory=list)  # the router runs with other settings
     state: dict[str, Any] | None = None
     lock: LockInfo | None = None
 
@@ -102,8 +106,11 @@ class FakePlatform:
     def has(self, release: Release) -> bool:
         return self.world.images.get(release.image) == release.digest
 
-    def start(self, colour: Colour, release: Release, log: Log) -> Instance:
-        self.world.instances[colour] = FakeInstance(colour, release)
+    def spec(self) -> ColourSpec:
+        return ColourSpec(port=self.world.port)
+
+    def start(self, colour: Colour, release: Release, spec: ColourSpec, log: Log) -> Instance:
+        self.world.instances[colour] = FakeInstance(colour, release, spec)
         self.world.starts.append((colour, release.image))
         return self.world.instances[colour].instance()
 
@@ -164,13 +171,28 @@ class FakeRouter:
         if not self.world.router_running:
             raise InfraError("the fake router is not running")
 
-    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
+    def ensure(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
         if not self.world.router_running:
-            self.world.router_running = True
-            self.world.router_starts += 1
-            self.world.live = self.world.saved_live
-            log.info(f"starting router fake (live: {self.world.live or 'nothing yet'})")
+            self._start(live, log)
+        elif self.world.router_changes:
+            raise Refused(f"the fake router runs with other settings: {self.world.router_changes}",
+                          "`bgci router reboot`")
         self.world.backends = dict(backends)
+
+    def _start(self, live: Colour | None, log: Log) -> None:
+        self.world.router_running = True
+        self.world.router_starts += 1
+        self.world.router_changes = []
+        self.world.live = live or self.world.saved_live
+        log.info(f"starting router fake (live: {self.world.live or 'nothing yet'})")
+
+    def reboot(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
+        self.world.router_running = False
+        self._start(live, log)
+        self.world.backends = dict(backends)
+
+    def changes(self) -> list[str]:
+        return list(self.world.router_changes)
 
     def live(self) -> Colour | None:
         self._up()

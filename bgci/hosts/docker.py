@@ -57,10 +57,17 @@ class DockerRouterHost:
             container = self._get(spec)
             return container is not None and container.status == "running"
 
-    def label(self, spec: RouterSpec, key: str) -> str | None:
+    def labels(self, spec: RouterSpec) -> dict[str, str]:
         with engine(f"inspect {spec.name}"):
             container = self._get(spec)
-            return None if container is None else container.labels.get(key)
+            return {} if container is None else dict(container.labels)
+
+    def signal(self, spec: RouterSpec, name: str) -> None:
+        with engine(f"send SIG{name} to {spec.name}"):
+            container = self._get(spec)
+            if container is None or container.status != "running":
+                raise InfraError(f"router {spec.name} is not running")
+            container.kill(signal=f"SIG{name}")
 
     def start(self, spec: RouterSpec, files: Mapping[str, bytes], log: Log) -> None:
         ensure_bridge(self.client, self.network, self.app)

@@ -7,7 +7,9 @@ port publishing, so ``bind`` hands it those addresses. Files are replaced atomic
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,11 +50,16 @@ class LocalRouterHost:
         record = self._record(spec)
         return record is not None and detached.alive(record)
 
-    def label(self, spec: RouterSpec, key: str) -> str | None:
+    def labels(self, spec: RouterSpec) -> dict[str, str]:
         record = self._record(spec)
         labels = record.facts.get("labels") if record else None
-        value = labels.get(key) if isinstance(labels, dict) else None
-        return str(value) if value is not None else None
+        return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
+
+    def signal(self, spec: RouterSpec, name: str) -> None:
+        record = self._record(spec)
+        if record is None or not detached.alive(record):
+            raise InfraError(f"router {spec.name} is not running")
+        os.kill(record.pid, getattr(signal, f"SIG{name}"))
 
     def start(self, spec: RouterSpec, files: Mapping[str, bytes], log: Log) -> None:
         self.stop(spec, log)

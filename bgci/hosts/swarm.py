@@ -173,13 +173,19 @@ class SwarmRouterHost:
         with engine(f"inspect service {spec.name}"):
             return self._task_container(spec) is not None
 
-    def label(self, spec: RouterSpec, key: str) -> str | None:
+    def labels(self, spec: RouterSpec) -> dict[str, str]:
         with engine(f"inspect service {spec.name}"):
             service = self._service(spec)
             if service is None:
-                return None
-            value = (service.attrs["Spec"].get("Labels") or {}).get(key)
-            return None if value is None else str(value)
+                return {}
+            return {str(k): str(v) for k, v in (service.attrs["Spec"].get("Labels") or {}).items()}
+
+    def signal(self, spec: RouterSpec, name: str) -> None:
+        with engine(f"send SIG{name} to {spec.name}"):
+            found = self._task_container(spec)
+            if found is None:
+                raise InfraError(f"router service {spec.name} has no running task")
+            found[0].kill(signal=f"SIG{name}")
 
     def start(self, spec: RouterSpec, files: Mapping[str, bytes], log: Log) -> None:
         directory = posixpath.commonpath([posixpath.dirname(p) for p in files])

@@ -60,8 +60,11 @@ class UserHost:
     def execute(self, spec: RouterSpec, argv: list[str]) -> tuple[int, str]:
         return run_argv(argv)  # as it is: the user's own commands are given to /bin/sh by the router
 
-    def label(self, spec: RouterSpec, key: str) -> str | None:
-        return None
+    def labels(self, spec: RouterSpec) -> dict[str, str]:
+        return {}
+
+    def signal(self, spec: RouterSpec, name: str) -> None:
+        raise InfraError(f"bgci does not signal {spec.name}: router.managed = false")
 
     def stop(self, spec: RouterSpec, log: Log) -> None:
         log.info(f"router.managed = false: bgci leaves {spec.name} running")

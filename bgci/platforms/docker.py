@@ -18,10 +18,12 @@ from bgci.docker_engine import (
     engine,
     ensure_bridge,
     run_one_off,
+    spec_label,
+    spec_of,
 )
 from bgci.errors import InfraError
 from bgci.log import Log
-from bgci.model import COLOURS, Colour, Instance, Release
+from bgci.model import COLOURS, Colour, ColourSpec, Instance, Release
 from bgci.settings import Config
 
 
@@ -43,25 +45,28 @@ class DockerPlatform(EngineReleases):
         except docker.errors.NotFound:
             return None
 
-    def start(self, colour: Colour, release: Release, log: Log) -> Instance:
+    def spec(self) -> ColourSpec:
+        return ColourSpec(port=self.config.platform.port, env=dict(self.config.platform.env))
+
+    def start(self, colour: Colour, release: Release, spec: ColourSpec, log: Log) -> Instance:
         ensure_bridge(self.client, self.network, self.app)
         name = f"{self.app}-{colour}"
-        port = self.config.platform.port
+        port = spec.port
         with engine(f"start {name}"):
             old = self._container(name)
             if old is not None:
                 log.info(f"removing the previous {colour} container ({old.short_id})")
                 old.stop(timeout=int(min(self.config.switch.drain, 10)))
                 old.remove(force=True)
-            env = {**self.config.platform.env, "BGCI_COLOR": colour, "BGCI_APP": self.app,
-                   "PORT": str(port)}
+            env = {**spec.env, "BGCI_COLOR": colour, "BGCI_APP": self.app, "PORT": str(port)}
             container = self.client.containers.create(
                 release.digest or release.image,
                 name=name,
                 environment=env,
                 labels={f"{LABEL}.app": self.app, f"{LABEL}.role": "colour",
                         f"{LABEL}.colour": colour, f"{LABEL}.image": release.image,
-                        f"{LABEL}.digest": release.digest, f"{LABEL}.started": str(time.time())},
+                        f"{LABEL}.digest": release.digest, f"{LABEL}.started": str(time.time()),
+                        f"{LABEL}.spec": spec_label(spec)},
                 network=self.network,
                 ports={f"{port}/tcp": ("127.0.0.1", None)},  # type: ignore[dict-item]  # any free port
                 restart_policy={"Name": "unless-stopped"},  # type: ignore[arg-type]
@@ -80,18 +85,22 @@ class DockerPlatform(EngineReleases):
         colour = labels.get(f"{LABEL}.colour")
         if colour not in COLOURS:
             return None
-        net = container.attrs["NetworkSettings"]
-        ip = (net.get("Networks", {}).get(self.network) or {}).get("IPAddress", "")
-        port = self.config.platform.port
-        bindings = (net.get("Ports") or {}).get(f"{port}/tcp") or []
+        spec = spec_of(labels)
+        exposed = sorted(container.attrs["Config"].get("ExposedPorts") or {})
+        # a colour started by bgci 0.1 recorded no spec: its one exposed port is the app's
+        port = spec.port if spec else int(exposed[0].split("/")[0]) if exposed else 0
+        bindings = (container.attrs["NetworkSettings"].get("Ports") or {}).get(f"{port}/tcp") or []
         direct = f"http://127.0.0.1:{bindings[0]['HostPort']}" if bindings else ""
         return Instance(
             colour=colour,
             release=Release(labels.get(f"{LABEL}.image", ""), labels.get(f"{LABEL}.digest", "")),
-            address=f"{ip}:{port}" if ip else "",
+            # by name on the app's network: the router resolves it (addresses change when the
+            # engine restarts, names do not)
+            address=f"{container.name}:{port}" if port else "",
             running=container.status == "running",
             started_at=float(labels.get(f"{LABEL}.started") or 0),
             direct_url=direct,
+            spec=spec,
         )
 
     def instances(self) -> dict[Colour, Instance]:

@@ -20,12 +20,13 @@ import os
 import signal
 import socket
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from bgci import detached
 from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
-from bgci.model import COLOURS, Colour, Instance, Release
+from bgci.model import COLOURS, Colour, ColourSpec, Instance, Release
 from bgci.platforms.releases import ReleaseInfo, build_release, check_id, venv_python
 from bgci.settings import Config
 from bgci.timings import waits_on
@@ -95,10 +96,11 @@ class ProcessPlatform:
         info = ReleaseInfo.load(where)
         return info is not None and info.digest == release.digest and venv_python(where).exists()
 
-    def _env(self, release_dir: Path, extra: dict[str, str]) -> dict[str, str]:
+    def _env(self, release_dir: Path, app_env: Mapping[str, str],
+             extra: Mapping[str, str]) -> dict[str, str]:
         venv = release_dir / "venv"
         env = {k: os.environ[k] for k in INHERITED_ENV if k in os.environ}
-        env.update(self.config.platform.env)
+        env.update(app_env)
         env.update(extra)
         env["VIRTUAL_ENV"] = str(venv)
         env["PATH"] = f"{venv / 'bin'}{os.pathsep}{env.get('PATH', os.defpath)}"
@@ -109,8 +111,13 @@ class ProcessPlatform:
     def _dir(self, colour: Colour) -> Path:
         return self.root / "colours" / colour
 
-    def start(self, colour: Colour, release: Release, log: Log) -> Instance:
-        command = self.config.platform.command
+    def spec(self) -> ColourSpec:
+        # port 0: each start takes a free port of 127.0.0.1, recorded with the colour
+        return ColourSpec(port=0, env=dict(self.config.platform.env),
+                          command=self.config.platform.command)
+
+    def start(self, colour: Colour, release: Release, spec: ColourSpec, log: Log) -> Instance:
+        command = spec.command
         if not command:
             raise ConfigError(f"{self.config.source}: platform.command is required with "
                               "platform.kind = \"process\"",
@@ -121,8 +128,8 @@ class ProcessPlatform:
         self.stop(colour, min(self.config.switch.drain, 10.0), log)
         release_dir = self._release_dir(release.image)
         port = free_port()
-        env = self._env(release_dir, {"BGCI_COLOR": colour, "BGCI_APP": self.app,
-                                      "PORT": str(port)})
+        env = self._env(release_dir, spec.env, {"BGCI_COLOR": colour, "BGCI_APP": self.app,
+                                                "PORT": str(port)})
         where = self._dir(colour)
         where.mkdir(parents=True, exist_ok=True)
         log_path = where / "output.log"
@@ -133,7 +140,7 @@ class ProcessPlatform:
                 ["/bin/sh", "-c", command.replace("{port}", str(port))], cwd=release_dir / "app",
                 env=env, log_path=log_path,
                 facts={"colour": colour, "port": port, "release": release.to_dict(),
-                       "command": command},
+                       "command": command, "spec": spec.to_dict()},
             )
         except OSError as exc:
             raise InfraError(f"could not start {colour}: {exc}") from exc
@@ -150,7 +157,8 @@ class ProcessPlatform:
             return None
         return Instance(colour=colour, release=release, address=f"127.0.0.1:{port}",
                         running=detached.alive(record), started_at=record.started_at,
-                        direct_url=f"http://127.0.0.1:{port}")
+                        direct_url=f"http://127.0.0.1:{port}",
+                        spec=ColourSpec.from_dict(record.facts.get("spec")))
 
     def instances(self) -> dict[Colour, Instance]:
         found: dict[Colour, Instance] = {}
@@ -180,7 +188,8 @@ class ProcessPlatform:
         if not self.has(release):
             raise ConfigError(f"release {release.short} is not built in {self.releases}")
         proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=release_dir / "app",
-                                env=self._env(release_dir, env), stdin=subprocess.DEVNULL,
+                                env=self._env(release_dir, self.config.platform.env, env),
+                                stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:

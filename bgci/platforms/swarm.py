@@ -30,10 +30,12 @@ from bgci.docker_engine import (
     EngineReleases,
     engine,
     run_one_off,
+    spec_label,
+    spec_of,
 )
 from bgci.errors import InfraError
 from bgci.log import Log
-from bgci.model import COLOURS, Colour, Instance, Release
+from bgci.model import COLOURS, Colour, ColourSpec, Instance, Release
 from bgci.settings import Config
 from bgci.swarm_engine import (
     SECOND,
@@ -47,6 +49,16 @@ from bgci.swarm_engine import (
 CONVERGE_MIN = 60.0  # seconds a service may take to run all its tasks (image pulls included)
 
 
+def _env_port(service: Any) -> int:
+    """The PORT a service started by bgci 0.1 (which recorded no spec) gives its app."""
+    container = service.attrs["Spec"]["TaskTemplate"].get("ContainerSpec") or {}
+    for item in container.get("Env") or []:
+        name, _, value = str(item).partition("=")
+        if name == "PORT" and value.isdigit():
+            return int(value)
+    return 0
+
+
 class SwarmPlatform(EngineReleases):
     """Colours as Swarm services on the overlay network ``bgci-<app>`` (see the module doc)."""
 
@@ -57,7 +69,6 @@ class SwarmPlatform(EngineReleases):
         self.app = config.app
         self.client = client  # a manager's engine (bgci.registry checks it is one)
         self.network = f"bgci-{self.app}"
-        self.replicas = config.platform.replicas
 
     def run_once(self, release: Release, command: str, env: dict[str, str],
                  timeout: float) -> tuple[int, str]:
@@ -84,7 +95,11 @@ class SwarmPlatform(EngineReleases):
     def _colour_service(self, colour: Colour) -> Any:
         return find_service(self.client, f"{self.app}-{colour}")
 
-    def start(self, colour: Colour, release: Release, log: Log) -> Instance:
+    def spec(self) -> ColourSpec:
+        return ColourSpec(port=self.config.platform.port, env=dict(self.config.platform.env),
+                          replicas=self.config.platform.replicas)
+
+    def start(self, colour: Colour, release: Release, spec: ColourSpec, log: Log) -> Instance:
         ensure_overlay(self.client, self.network, self.app)
         name = f"{self.app}-{colour}"
         grace = max(1.0, self.config.switch.drain)
@@ -95,12 +110,12 @@ class SwarmPlatform(EngineReleases):
                 log.info(f"{colour}: draining and removing the previous service {name} "
                          f"({old.short_id})")
                 scale_down_and_remove(self.client, old, grace + 30)
-            port = self.config.platform.port
-            env = {**self.config.platform.env, "BGCI_COLOR": colour, "BGCI_APP": self.app,
-                   "PORT": str(port)}
+            env = {**spec.env, "BGCI_COLOR": colour, "BGCI_APP": self.app,
+                   "PORT": str(spec.port)}
             labels = {f"{LABEL}.app": self.app, f"{LABEL}.role": "colour",
                       f"{LABEL}.colour": colour, f"{LABEL}.image": release.image,
-                      f"{LABEL}.digest": release.digest, f"{LABEL}.started": str(time.time())}
+                      f"{LABEL}.digest": release.digest, f"{LABEL}.started": str(time.time()),
+                      f"{LABEL}.spec": spec_label(spec)}
             services: Any = self.client.services  # untyped in the stubs
             service = services.create(
                 self._service_image(release, log),
@@ -110,18 +125,18 @@ class SwarmPlatform(EngineReleases):
                 container_labels=labels,
                 networks=[self.network],
                 endpoint_spec=EndpointSpec(mode="dnsrr"),
-                mode=ServiceMode("replicated", replicas=self.replicas),
+                mode=ServiceMode("replicated", replicas=spec.replicas),
                 stop_grace_period=int(grace * SECOND),
                 restart_policy=RestartPolicy(condition="any", delay=SECOND),
             )
             log.info(f"{colour}: service {name} created ({service.short_id}), waiting for "
-                     f"{self.replicas} task(s)")
-            converge(self.client, service, self.replicas, timeout, f"start {release.short}")
+                     f"{spec.replicas} task(s)")
+            converge(self.client, service, spec.replicas, timeout, f"start {release.short}")
             service.reload()
             instance = self._instance(service)
         if instance is None:
             raise InfraError(f"service {name} started but lost its labels")
-        log.info(f"{colour}: {self.replicas} task(s) of {name} run {release.short}")
+        log.info(f"{colour}: {spec.replicas} task(s) of {name} run {release.short}")
         return instance
 
     def _instance(self, service: Any) -> Instance | None:
@@ -131,12 +146,14 @@ class SwarmPlatform(EngineReleases):
             return None
         replicas = (service.attrs["Spec"].get("Mode") or {}).get("Replicated", {}).get("Replicas")
         running = bool(replicas) and bool(running_tasks(self.client, service))
+        spec = spec_of(labels)
         return Instance(
             colour=colour,
             release=Release(labels.get(f"{LABEL}.image", ""), labels.get(f"{LABEL}.digest", "")),
-            address=f"{self.app}-{colour}:{self.config.platform.port}",  # DNS round-robin
+            address=f"{self.app}-{colour}:{spec.port if spec else _env_port(service)}",  # DNS RR
             running=running,
             started_at=float(labels.get(f"{LABEL}.started") or 0),
+            spec=spec,
         )
 
     def instances(self) -> dict[Colour, Instance]:

@@ -22,7 +22,9 @@ _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 def env_values(result: StageResult) -> dict[str, str]:
     """The ``BGCI_*`` facts of ``result``; empty ones are left out so they never erase a value
-    an earlier stage wrote (``verify`` does not know the image ``build`` made)."""
+    an earlier stage wrote (``verify`` does not know the image ``build`` made), except the live
+    colour of a stage that looked at live traffic: nothing answering is a fact too, and an old
+    value would be a claim nobody observed."""
     pairs = {
         "BGCI_LIVE_COLOR": result.live_colour or "",
         "BGCI_IDLE_COLOR": result.idle_colour or "",
@@ -31,7 +33,8 @@ def env_values(result: StageResult) -> dict[str, str]:
         "BGCI_LIVE_URL": result.live_url,
         "BGCI_PREVIEW_URL": result.preview_url,
     }
-    return {key: value for key, value in pairs.items() if value}
+    observed = {"BGCI_LIVE_COLOR"} if result.observed else set()
+    return {key: value for key, value in pairs.items() if value or key in observed}
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

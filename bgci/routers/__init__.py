@@ -12,6 +12,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
+from bgci.errors import Refused
+from bgci.faults import router_template
+from bgci.log import Log
 from bgci.model import Colour
 from bgci.ports import Endpoints, RouterHost, RouterSpec
 from bgci.settings import Config, split_address
@@ -36,39 +39,86 @@ def endpoints(config: Config, public: str) -> Endpoints:
 
 
 def router_spec(kind: str, config: Config, host: RouterHost, where: Endpoints, *, image: str,
-                command: list[str], template: str, facts: tuple[object, ...] = (),
-                name: str = "") -> RouterSpec:
+                command: list[str], template: str, legacy_facts: tuple[object, ...] = (),
+                labels: Mapping[str, str] | None = None, name: str = "") -> RouterSpec:
     """The spec of a ``kind`` router for this app: its name, image or binary, command, the ports
-    it publishes and its labels, with a fingerprint of everything that needs a new router when it
-    changes (image, ports, the template version and the kind's own ``facts``).
+    it publishes and its labels: its kind, image and ports, and a fingerprint of what needs a new
+    router when it changes (those and the template version). A router that bgci 0.1 started
+    carries a fingerprint that also hashed ``legacy_facts``: it is recognised too.
 
     ``name`` is what a user's own router is called in messages (``router.managed = false``).
     """
     ports = {LIVE_PORT: where.live, PREVIEW_PORT: where.preview}
-    fingerprint = hashlib.sha256(
-        repr((image, sorted(ports.items()), template, *facts)).encode()).hexdigest()[:16]
+    template = router_template(template)
+
+    def fingerprint(*facts: object) -> str:
+        return hashlib.sha256(repr((image, sorted(ports.items()), template, *facts)).encode()
+                              ).hexdigest()[:16]
+
     return RouterSpec(
         name=f"bgci-{config.app}-router" if host.managed else name,
         image=image,
         command=command,
         ports=ports,
-        labels={"org.bgci.router": kind, "org.bgci.fingerprint": fingerprint},
+        labels={"org.bgci.router": kind, "org.bgci.fingerprint": fingerprint(),
+                "org.bgci.image": image, "org.bgci.ports": _ports_text(ports), **(labels or {})},
+        also=frozenset({fingerprint(*legacy_facts)} if legacy_facts else ()),
     )
 
 
-def is_current(host: RouterHost, spec: RouterSpec) -> bool:
-    """Whether the router ``spec`` describes runs on ``host`` now, as ``spec`` would start it
-    (the same fingerprint). A router the user runs always counts as current: bgci never starts it."""
+def _ports_text(ports: Mapping[int, tuple[str, int]]) -> str:
+    return " ".join(f"{host or '*'}:{port}" for _, (host, port) in sorted(ports.items()))
+
+
+def changes(host: RouterHost, spec: RouterSpec) -> list[str]:
+    """What differs between the router running on ``host`` and ``spec`` (empty: it runs as
+    ``spec`` would start it, or it does not run, or it is the user's), for people."""
+    if not host.managed:
+        return []
+    running = host.labels(spec)
+    fingerprint = running.get("org.bgci.fingerprint")
+    if not running or fingerprint == spec.labels["org.bgci.fingerprint"] or fingerprint in spec.also:
+        return []
+    found = []
+    for key, what in (("org.bgci.router", "router.kind"), ("org.bgci.image", "router.image"),
+                      ("org.bgci.ports", "router.listen / router.preview")):
+        if key in running and running[key] != spec.labels[key]:
+            found.append(f"{what}: {running[key]} -> {spec.labels[key]}")
+    return found or ["the router's own configuration template (it was started by another version "
+                     "of bgci, or with another router.image / router.listen / router.preview)"]
+
+
+def running_as_configured(host: RouterHost, spec: RouterSpec) -> bool:
+    """True when the router runs as ``spec`` would start it (or is the user's); False when it does
+    not run (a stage may start it: that heals drift, it changes nothing that serves traffic).
+
+    Refused (exit 4) when it runs with other settings: applying them needs a new router, which
+    would cut live traffic, so no stage does it on the side; ``bgci router reboot`` does it.
+    """
     if not host.managed:
         return True
-    return host.running(spec) and host.label(
-        spec, "org.bgci.fingerprint") == spec.labels["org.bgci.fingerprint"]
+    if not host.running(spec):
+        return False
+    found = changes(host, spec)
+    if found:
+        raise Refused(
+            f"router {spec.name} runs with other settings than the config asks for: "
+            f"{'; '.join(found)}. Applying them needs a new router, which would cut live "
+            "traffic, so no stage does it on the side; nothing was changed",
+            "`bgci router reboot` applies them now (live traffic is cut while the router "
+            "restarts, about a second); or put the old settings back in the config")
+    return True
 
 
 class RouterBase:
     """What every router module's class starts from: its config, its host (managed or the
-    user's), its two URLs and the colours' server addresses; ``set_backend`` updates those and
-    hands them to the router (``_apply_backends``)."""
+    user's), its two URLs and the colours' server addresses.
+
+    ``ensure`` and ``reboot`` are written once here over four steps each router implements:
+    ``_start(live, log)`` (start the router sending live traffic to ``live``), ``_sync(log)``
+    (bring a running router's servers up to date, hitlessly), ``_saved_live()`` (the live colour
+    its own files keep) and ``_apply_backends()`` (after ``set_backend``).
+    """
 
     def __init__(self, config: Config, host: RouterHost, where: Endpoints) -> None:
         self.config = config
@@ -77,9 +127,33 @@ class RouterBase:
         self.managed = host.managed
         self.live_url, self.preview_url = where.live_url, where.preview_url
         self._backends: dict[Colour, str] = {}
+        self.spec: RouterSpec
 
     def _take_backends(self, backends: Mapping[Colour, str]) -> None:
         self._backends = {colour: address for colour, address in backends.items() if address}
+
+    def ensure(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
+        """Start the router if it does not run (sending live traffic to ``live``, else to what
+        its files kept), make each colour's server match ``backends``; Refused (exit 4) when it
+        runs with other settings."""
+        self._take_backends(backends)
+        if running_as_configured(self.host, self.spec):
+            self._sync(log)
+        else:
+            self._start(live or self._saved_live(), log)
+
+    def reboot(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
+        """Stop whatever router runs here (another kind, image or listen address too) and start
+        this one, sending live traffic to ``live``."""
+        if not self.managed:
+            raise Refused(f"router.managed = false: bgci never restarts {self.spec.name}",
+                          "restart your router yourself; bgci's part of it is kept in its files")
+        self._take_backends(backends)
+        self.host.stop(self.spec, log)
+        self._start(live or self._saved_live(), log)
+
+    def changes(self) -> list[str]:
+        return changes(self.host, self.spec)
 
     def set_backend(self, colour: Colour, address: str | None) -> None:
         """Point ``colour``'s server at ``host:port`` (None: no server, 503)."""
@@ -88,6 +162,15 @@ class RouterBase:
         else:
             self._backends.pop(colour, None)
         self._apply_backends()
+
+    def _start(self, live: Colour | None, log: Log) -> None:
+        raise NotImplementedError
+
+    def _sync(self, log: Log) -> None:
+        raise NotImplementedError
+
+    def _saved_live(self) -> Colour | None:
+        raise NotImplementedError
 
     def _apply_backends(self) -> None:
         raise NotImplementedError

@@ -41,7 +41,7 @@ from bgci.health import COLOUR_HEADER
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.ports import Endpoints, RouterHost, RouterKind
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, is_current, router_spec
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
 from bgci.routers.binaries import find_binary
 from bgci.settings import Config
 from bgci.timings import waits_on
@@ -222,7 +222,7 @@ class CaddyRouter(RouterBase):
             return None
         return doc if isinstance(doc, dict) else None
 
-    def _saved_live(self) -> Colour | None:
+    def _saved_live_colour(self) -> Colour | None:
         servers = (((self._saved() or {}).get("apps") or {}).get("http") or {}).get("servers") or {}
         return route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
 
@@ -271,24 +271,26 @@ class CaddyRouter(RouterBase):
         raise AssertionError("unreachable")
 
     # -- Router ----------------------------------------------------------------------------
-    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
-        self._take_backends(backends)
-        if not is_current(self.host, self.spec):
-            live = self._saved_live()
-            log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
-            self.host.start(self.spec, {self.file: dump(self._config(live))}, log)
-            self._wait_admin()
-        elif self.managed:
+    def _start(self, live: Colour | None, log: Log) -> None:
+        log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
+        self.host.start(self.spec, {self.file: dump(self._config(live))}, log)
+        self._wait_admin()
+
+    def _saved_live(self) -> Colour | None:
+        return self._saved_live_colour() if self.managed else None
+
+    def _sync(self, log: Log) -> None:
+        if self.managed:
             doc = self._config(self.live())
             if self._saved() != doc:
                 self._load(doc)
-        else:
-            servers, _ = self._running_servers()
-            live = route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
-            if self.names["live"] not in servers:
-                log.info(f"{self._where()} has no servers of bgci's for {self.app}: adding "
-                         f"{', '.join(self.names.values())}")
-            self._patch(live)
+            return
+        servers, _ = self._running_servers()
+        live = route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
+        if self.names["live"] not in servers:
+            log.info(f"{self._where()} has no servers of bgci's for {self.app}: adding "
+                     f"{', '.join(self.names.values())}")
+        self._patch(live)
 
     def live(self) -> Colour | None:
         if not self.host.running(self.spec):

@@ -28,16 +28,18 @@ or out of maintenance.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 
 from bgci import sockets
-from bgci.errors import ConfigError, InfraError
+from bgci.errors import ConfigError, InfraError, Refused
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.ports import Endpoints, RouterHost, RouterKind
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, is_current, router_spec
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
 from bgci.settings import Config, split_address
+from bgci.timings import waits_on
 
 DEFAULT_IMAGE = "haproxy:2.8"
 DIR = "bgci-haproxy"  # the router's files, under RouterHost.path (/etc/bgci-haproxy in a container)
@@ -47,6 +49,12 @@ ADMIN_PORT = 9999  # on the router container's own loopback: reachable only thro
 ADMIN_SOCKET = f"{DIR}/admin.sock"
 TEMPLATE_VERSION = "1"
 DNS_SLOTS = 32  # servers per colour resolved by DNS: the most tasks a colour may run unchanged
+# on a router whose haproxy.cfg reloads without dropping a connection (expose-fd listeners,
+# idle-close-on-response, init-addr libc): bgci 0.1's did not
+SEAMLESS = ("org.bgci.reload", "seamless")
+RELOAD_TIMEOUT = 15.0
+_TEMPLATE_ADDRESS = re.compile(r"^backend be_(blue|green)\n(?:    .*\n)*?    server-template app "
+                               r"1-\d+ (\S+) ", re.MULTILINE)
 
 # bash is in the official (Debian-based) image; the command text travels as "$1", never spliced.
 _ADMIN = (
@@ -63,8 +71,11 @@ def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/c
     With ``dns`` (colour -> ``name:port``) each colour is a template of ``slots`` servers that
     HAProxy resolves itself; a colour absent from ``backends`` starts in maintenance.
     """
-    admin = (f"unix@{ADMIN_SOCKET} mode 600 level admin" if local
-             else f"ipv4@127.0.0.1:{ADMIN_PORT} level admin")
+    # expose-fd listeners: a reload hands the listening sockets to the new worker (no refused
+    # connection); idle-close-on-response: the old worker answers a request that arrives on an
+    # idle keep-alive connection, then closes it, instead of closing it under the client
+    admin = (f"unix@{ADMIN_SOCKET} mode 600 level admin expose-fd listeners" if local
+             else f"ipv4@127.0.0.1:{ADMIN_PORT} level admin expose-fd listeners")
     lines = [
         "global",
         f"    stats socket {admin}",
@@ -77,6 +88,7 @@ def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/c
         "    timeout server 65s",
         "    timeout http-keep-alive 65s",
         "    option http-keep-alive",
+        "    option idle-close-on-response",
         "frontend live",
         f"    bind {live_bind}",
         f"    use_backend be_%[str(live),map({map_path},none)]",
@@ -92,9 +104,12 @@ def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/c
         server = [f"server app {address}" if address else "server app 127.0.0.1:1 disabled"]
         if dns:
             # a task gone between two resolutions: its connection fails, the request goes elsewhere
+            # init-addr libc: a new worker (a reload) starts with the addresses of a colour
+            # that runs, not without them; a colour that runs nothing is not looked up at all
+            init = "last,libc,none" if address else "none"
             server = ["option redispatch", "retries 3",
-                      f"server-template app 1-{slots} {dns[colour]} resolvers bgci init-addr none "
-                      f"resolve-prefer ipv4 check inter 1s fall 2 rise 1"
+                      f"server-template app 1-{slots} {dns[colour]} resolvers bgci "
+                      f"init-addr {init} resolve-prefer ipv4 check inter 1s fall 2 rise 1"
                       f"{'' if address else ' disabled'}"]
         lines += [
             f"backend be_{colour}",
@@ -160,8 +175,8 @@ class HAProxyRouter(RouterBase):
         image = config.router.image or DEFAULT_IMAGE
         self.spec = router_spec(
             "haproxy", config, host, where, image=image, template=TEMPLATE_VERSION,
-            command=["haproxy", "-W", "-db", "-f", self.cfg],
-            facts=(sorted(self.dns.items()), self.slots) if self.dns else (),
+            command=["haproxy", "-W", "-db", "-f", self.cfg], labels=dict([SEAMLESS]),
+            legacy_facts=(sorted(self.dns.items()), self.slots) if self.dns else (),
             name=f"your HAProxy ({self.admin_at})")
         self.where = (f"HAProxy runtime API in {self.spec.name}" if host.managed
                       else f"your HAProxy's runtime API at {self.admin_at}")
@@ -208,17 +223,18 @@ class HAProxyRouter(RouterBase):
                 time.sleep(0.2)
 
     # -- Router ----------------------------------------------------------------------------
-    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
-        self._take_backends(backends)
-        if not is_current(self.host, self.spec):
-            saved = self.host.read(self.spec, self.map_path)
-            live = parse_map(saved.decode()).get("live") if saved else None
-            live_colour: Colour | None = live if live in COLOURS else None
-            log.info(f"starting router {self.spec.name} (live: {live_colour or 'nothing yet'})")
-            self.host.start(self.spec, self._files(live_colour), log)
-            self._wait_admin()
-            return
-        if not self.host.managed:
+    def _start(self, live: Colour | None, log: Log) -> None:
+        log.info(f"starting router {self.spec.name} (live: {live or 'nothing yet'})")
+        self.host.start(self.spec, self._files(live, self._addresses(running={})), log)
+        self._wait_admin()
+
+    def _saved_live(self) -> Colour | None:
+        saved = self.host.read(self.spec, self.map_path)
+        live = parse_map(saved.decode("utf-8", "replace")).get("live") if saved else None
+        return live if live in COLOURS else None
+
+    def _sync(self, log: Log) -> None:
+        if not self.managed:
             self._check_users_config()
         self._sync_servers()
 
@@ -247,18 +263,87 @@ class HAProxyRouter(RouterBase):
             first = {"live": saved.get("live", "none"), "preview": saved.get("preview", "blue")}
             self._admin_checked(";".join(f"add map {self.map} {key} {first[key]}" for key in missing))
 
-    def _files(self, live: Colour | None) -> dict[str, bytes]:
+    def _files(self, live: Colour | None, addresses: Mapping[Colour, str]) -> dict[str, bytes]:
         """What HAProxy starts from: its config (bgci's own router only) and the map."""
         files = {self.map_path: render_map(live).encode()}
         if self.cfg:
             config = render_config(self._backends, self.map, local=self.host.local,
                                    live_bind=self.host.bind(self.spec, LIVE_PORT),
                                    preview_bind=self.host.bind(self.spec, PREVIEW_PORT),
-                                   dns=self.dns or None, slots=self.slots)
+                                   dns=addresses or None, slots=self.slots)
             files[self.cfg] = config.encode()
         return files
 
+    def _running_addresses(self) -> dict[Colour, str]:
+        """colour -> ``name:port`` the running HAProxy resolves (its haproxy.cfg, which bgci only
+        writes when HAProxy starts or reloads it)."""
+        if not (self.dns and self.cfg):
+            return {}
+        text = (self.host.read(self.spec, self.cfg) or b"").decode("utf-8", "replace")
+        return {colour: address for colour, address in _TEMPLATE_ADDRESS.findall(text)}
+
+    def _addresses(self, running: Mapping[Colour, str]) -> dict[Colour, str]:
+        """colour -> ``name:port`` HAProxy should resolve: a deployed colour's own address (its
+        own port), else what the router resolves now, else the colour's default name."""
+        if not self.dns:
+            return {}
+        return {colour: self._backends.get(colour) or running.get(colour) or self.dns[colour]
+                for colour in COLOURS}
+
+    def _reload(self, live: Colour | None, addresses: Mapping[Colour, str],
+                changed: list[str]) -> None:
+        """Give HAProxy a new haproxy.cfg by a seamless reload (master-worker: the new worker
+        takes the listening sockets, the old one finishes what it serves and closes each idle
+        keep-alive connection only after answering on it): no request is lost. A router that
+        cannot reload that way (started by bgci 0.1) is not reloaded: Refused (exit 4)."""
+        if self.host.labels(self.spec).get(SEAMLESS[0]) != SEAMLESS[1]:
+            raise Refused(
+                f"HAProxy ({self.spec.name}) must load a new configuration to reach "
+                f"{', '.join(changed)}, and this router, started by an earlier bgci, would close "
+                "idle keep-alive connections under their clients while reloading; nothing was "
+                "changed", "`bgci router reboot` restarts it with bgci's current configuration, "
+                "which reloads without dropping a connection (the reboot itself cuts live traffic "
+                "for about a second)")
+        self.host.write(self.spec, self._files(live, addresses))
+        self.host.signal(self.spec, "USR2")
+        self._wait_reloaded(addresses)
+
+    @waits_on("router")
+    def _wait_reloaded(self, addresses: Mapping[Colour, str]) -> None:
+        """Until the runtime API shows every colour's servers at their new name and port."""
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        while True:
+            try:
+                if all(self._served_address(colour) == address
+                       for colour, address in addresses.items()):
+                    return
+            except InfraError:
+                pass  # the new worker is not answering yet
+            if time.monotonic() > deadline:
+                raise InfraError(f"HAProxy ({self.spec.name}) did not load its new configuration "
+                                 f"within {RELOAD_TIMEOUT:.0f}s", "its log says why (`docker "
+                                 "logs` / the router's log file); live traffic is where it was")
+            time.sleep(0.1)
+
+    def _served_address(self, colour: Colour) -> str:
+        """``fqdn:port`` of the first server of ``colour``'s backend, as HAProxy runs it."""
+        lines = self._admin(f"show servers state {self._backend(colour)}").splitlines()
+        header = next((line[2:].split() for line in lines if line.startswith("# be_id")), [])
+        for line in lines:
+            fields = line.split()
+            if header and len(fields) == len(header) and fields[0].isdigit():
+                row = dict(zip(header, fields, strict=True))
+                return f"{row['srv_fqdn']}:{row['srv_port']}"
+        return ""
+
     def _sync_servers(self) -> None:
+        live = self.live()
+        running = self._running_addresses()
+        addresses = self._addresses(running)
+        changed = [f"{colour} at {address}" for colour, address in addresses.items()
+                   if running.get(colour, address) != address]
+        if changed:
+            self._reload(live, addresses, changed)
         commands = []
         for colour in COLOURS:
             address = self._backends.get(colour)
@@ -273,11 +358,13 @@ class HAProxyRouter(RouterBase):
             else:
                 commands.append(f"set server {self._backend(colour)}/app state maint")
         self._admin_checked(";".join(commands))
-        self._persist(self.live())
+        self._persist(live, addresses)
 
-    def _persist(self, live: Colour | None) -> None:
+    def _persist(self, live: Colour | None, addresses: Mapping[Colour, str] | None = None) -> None:
         """The files HAProxy starts from, for its next start (only those that changed)."""
-        changed = {path: data for path, data in self._files(live).items()
+        if addresses is None:
+            addresses = self._addresses(self._running_addresses())
+        changed = {path: data for path, data in self._files(live, addresses).items()
                    if self.host.read(self.spec, path) != data}
         if changed:
             self.host.write(self.spec, changed)

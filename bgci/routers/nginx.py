@@ -38,7 +38,7 @@ from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import Colour
 from bgci.ports import Endpoints, RouterHost, RouterKind
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, is_current, router_spec
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
 from bgci.routers.binaries import find_binary
 from bgci.routers.nginx_conf import COLOUR_PATH, render_main, render_site, site_facts
 from bgci.settings import Config
@@ -200,15 +200,16 @@ class NginxRouter(RouterBase):
             raise
 
     # -- Router ----------------------------------------------------------------------------
-    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
-        self._take_backends(backends)
-        if not is_current(self.host, self.spec):
-            live = self._file_live()
-            log.info(f"starting router {self.spec.name} (nginx; live: {live or 'nothing yet'})")
-            files = self._files(live)
-            self.host.start(self.spec, files, log)
-            self._wait_serving(site_facts(files[self.site].decode())["generation"])
-            return
+    def _start(self, live: Colour | None, log: Log) -> None:
+        log.info(f"starting router {self.spec.name} (nginx; live: {live or 'nothing yet'})")
+        files = self._files(live)
+        self.host.start(self.spec, files, log)
+        self._wait_serving(site_facts(files[self.site].decode())["generation"])
+
+    def _saved_live(self) -> Colour | None:
+        return self._file_live()
+
+    def _sync(self, log: Log) -> None:
         served = self._serving(self.live_url)
         live = self._file_live() if served is None else _colour(served[0])
         if served is None and self._read(self.site) is not None:

@@ -39,7 +39,7 @@ from bgci.health import COLOUR_HEADER
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.ports import Endpoints, RouterHost, RouterKind
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, is_current, router_spec
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
 from bgci.routers.binaries import find_binary
 from bgci.settings import Config
 from bgci.timings import waits_on
@@ -306,17 +306,18 @@ class TraefikRouter(RouterBase):
             raise
 
     # -- Router ----------------------------------------------------------------------------
-    def ensure(self, backends: Mapping[Colour, str], log: Log) -> None:
-        self._take_backends(backends)
-        if not is_current(self.host, self.spec):
-            live = self._file_live()
-            log.info(f"starting router {self.spec.name} (traefik; live: {live or 'nothing yet'})")
-            doc = self._render(live)
-            files = {self.static: dump(self._static_config()), self.dynamic: dump(doc)}
-            self.host.start(self.spec, files, log)
-            self._wait_applied(doc)
-            return
-        if self.host.managed:  # bgci's own Traefik reads only bgci's file: the file says it all
+    def _start(self, live: Colour | None, log: Log) -> None:
+        log.info(f"starting router {self.spec.name} (traefik; live: {live or 'nothing yet'})")
+        doc = self._render(live)
+        files = {self.static: dump(self._static_config()), self.dynamic: dump(doc)}
+        self.host.start(self.spec, files, log)
+        self._wait_applied(doc)
+
+    def _saved_live(self) -> Colour | None:
+        return self._file_live()
+
+    def _sync(self, log: Log) -> None:
+        if self.managed:  # bgci's own Traefik reads only bgci's file: the file says it all
             doc = self._render(self._file_live())
             if self._load(self.dynamic) != doc:
                 self._apply(doc)

@@ -8,12 +8,14 @@ configuration (``hooks.on_failure.stages``) and the three CI wrappers are checke
 """
 
 # Every command that runs a stage and leaves <stage>.xml and <stage>.json (``deploy`` leaves those
-# of the four stages it runs; ``lock status`` and ``lock release`` leave lock.*).
+# of the four stages it runs; ``lock status`` and ``lock release`` leave lock.*, ``router reboot``
+# router.*).
 STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "status", "retire", "down",
-          "deploy", "lock")
+          "up", "deploy", "router", "lock")
 # The stages that change something, after which hooks.on_failure may run (status and lock only
 # read, so never "fail"; deploy fails as one of the stages it runs).
-FAILURE_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "retire", "down")
+FAILURE_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "retire", "down", "up",
+                  "router")
 # What a CI wrapper runs as its ``stage`` (action.yml, ci-templates/gitlab, ci-templates/jenkins).
 WRAPPER_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "status", "retire",
-                  "down", "deploy")
+                  "down", "up", "deploy")

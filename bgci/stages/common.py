@@ -1,4 +1,4 @@
-"""What several stages do: look at the target, confirm a cut-over, drain, write history."""
+"""What several stages do: see the target, check health, confirm a cut-over, drain, write history."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import requests
 
 from bgci.deployment import Deployment
 from bgci.health import COLOUR_HEADER, wait_healthy
-from bgci.model import Check, Colour, Instance, Release, StageResult, State, other
+from bgci.model import Check, Colour, Instance, Release, State, other
 from bgci.timings import waits_on
 
 
 @dataclass
 class View:
-    """The target as it is now: instances from the platform, the live colour from the router."""
+    """The target as a stage found it (after healing): instances from the platform, the live
+    colour as recorded (and the router made to agree)."""
 
     instances: dict[Colour, Instance]
     live: Colour | None
@@ -28,16 +29,6 @@ class View:
     def running(self, colour: Colour) -> Instance | None:
         instance = self.instances.get(colour)
         return instance if instance is not None and instance.running else None
-
-
-def observe(d: Deployment, result: StageResult) -> View:
-    """Start/sync the router with what runs, read the live colour back from it."""
-    instances = d.platform.instances()
-    d.router.ensure({c: i.address for c, i in instances.items() if i.running}, d.log)
-    view = View(instances, d.router.live())
-    result.live_colour, result.idle_colour = view.live, view.idle
-    result.live_url, result.preview_url = d.router.live_url, d.router.preview_url
-    return view
 
 
 def history(d: Deployment, state: State, stage: str, change: str, release: Release | None,

@@ -2,45 +2,51 @@
 
 from __future__ import annotations
 
-import time
-
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import ColourRecord, StageResult
-from bgci.stages.common import failing_logs, health_check, history, observe
+from bgci.model import StageResult
+from bgci.stages.common import failing_logs, health_check, history
+from bgci.stages.reconcile import conclude, live_line, reconcile
 
 
 def deploy_green(d: Deployment, result: StageResult, image: str,
                  allow_quarantined: bool = False) -> StageResult:
+    """The idle colour (never the one the state says is live) runs ``image`` with this config's
+    platform settings, healthy on the preview address; live traffic is not touched."""
     release = d.platform.resolve(image)
     result.set_release(release)
     with d.locked():
         checkpoint("deploy-green:locked")
-        state = d.store.read()
-        view = observe(d, result)
+        state, view = reconcile(d, result)
         idle = view.idle
         result.colour = idle
         reason = state.quarantined.get(release.digest)
         if reason and not allow_quarantined:
             raise Refused(f"{release.short} is quarantined: {reason}",
                           "fix and rebuild, or pass --allow-quarantined if you really mean it")
+        spec = d.platform.spec()
         current = view.running(idle)
         recorded = state.release_of(idle)
         # the state must say so too: a run killed right after starting it never recorded nor routed it
-        if (current and current.release.digest == release.digest and state.candidate == idle
-                and recorded is not None and recorded.digest == release.digest):
+        same = (current is not None and current.release.digest == release.digest
+                and state.candidate == idle and recorded is not None
+                and recorded.digest == release.digest)
+        changed = spec.differences(current.spec) if same and current is not None else []
+        if same and not changed:
             d.log.info(f"{idle} already runs {release.short}: checking its health only")
         else:
+            if changed:
+                d.log.info(f"{idle} runs {release.short} with other settings "
+                           f"({'; '.join(changed)}): starting it again")
             run_hook(d, "pre_deploy", result, release, idle)
             with d.log.group(f"start {release.short} on {idle}"):
-                instance = d.platform.start(idle, release, d.log)
+                instance = d.platform.start(idle, release, spec, d.log)
                 checkpoint("deploy-green:started")
                 d.router.set_backend(idle, instance.address)
                 checkpoint("deploy-green:routed")
-            state.colours[idle] = ColourRecord(release=release, deployed_at=time.time())
-            state.candidate = idle
+            state.deployed(idle, release, spec)
             history(d, state, "deploy-green", f"{idle} now runs {release.image}", release)
             d.store.write(state)
             checkpoint("deploy-green:recorded")
@@ -51,7 +57,6 @@ def deploy_green(d: Deployment, result: StageResult, image: str,
                               f"live traffic is untouched on {view.live or 'nothing'}; "
                               "its logs are in deploy-green.xml")
         run_hook(d, "post_deploy", result, release, idle)
-        d.log.info(f"{idle} is healthy at {d.router.preview_url} (preview); live stays on "
-                   f"{view.live or 'nothing yet'}")
+        seen = conclude(d, result)
+        d.log.info(f"{idle} is healthy at {d.router.preview_url} (preview); {live_line(seen)}")
     return result
-

@@ -1,7 +1,11 @@
-"""`bgci down`: stop both colours and the managed router: the app goes offline, nothing is lost.
+"""`bgci down` and `bgci up`: take the app offline on purpose, and bring it back as recorded.
 
-The state (history, verified and quarantined digests), the releases or images and the router's
-files stay: the next `bgci deploy-green` starts the router again with the live colour it had.
+`down` stops both colours and the managed router and records who did it and when; the state
+(history, verified and quarantined digests, what each colour ran and how), the releases or images
+and the router's files stay. Every other stage refuses while the app is down (exit 4, naming
+`bgci up`), so that no pipeline turns live traffic back on by accident. `up` starts the live colour
+from its recorded release and settings, and the router sending live traffic to it, and proves it
+with requests through the live address.
 """
 
 from __future__ import annotations
@@ -9,8 +13,10 @@ from __future__ import annotations
 import time
 
 from bgci.deployment import Deployment
-from bgci.model import COLOURS, Check, StageResult
+from bgci.errors import CheckFailed
+from bgci.model import COLOURS, Check, StageResult, iso
 from bgci.stages.common import history
+from bgci.stages.reconcile import live_line, reconcile
 
 
 def down(d: Deployment, result: StageResult) -> StageResult:
@@ -18,6 +24,8 @@ def down(d: Deployment, result: StageResult) -> StageResult:
         state = d.store.read()
         instances = d.platform.instances()
         result.live_url, result.preview_url = d.router.live_url, d.router.preview_url
+        state.down = {"by": d.who.holder, "at": iso(time.time())}
+        d.store.write(state)  # first: a down cut short is still a down (the next stage refuses)
         started = time.monotonic()
         d.router.stop(d.log)
         result.add(Check("stop router", "passed", time.monotonic() - started,
@@ -32,8 +40,40 @@ def down(d: Deployment, result: StageResult) -> StageResult:
             result.add(Check(f"stop {colour}", "passed", time.monotonic() - started,
                              f"stopped {colour} ({instances[colour].release.short})"))
         result.message = (f"stopped the router and {' and '.join(stopped) or 'no colour'}; "
-                          "state and releases are kept")
+                          "state and releases are kept; `bgci up` brings the app back")
         history(d, state, "down", result.message, None)
+        d.store.write(state)
+        d.log.info(result.message)
+    return result
+
+
+def up(d: Deployment, result: StageResult) -> StageResult:
+    with d.locked():
+        state = d.store.read()
+        was = state.down
+        if was:
+            state.down = None
+            d.store.write(state)
+        state, view = reconcile(d, result)  # starts the live colour and the router as recorded
+        live = view.live
+        if live is None:
+            result.message = "nothing was ever switched live: nothing to bring up"
+            result.add(Check("up", "passed", 0.0, result.message))
+            d.log.info(result.message)
+            return result
+        seen = d.found
+        assert seen is not None
+        result.live_colour, result.observed = seen.colour, True
+        result.set_release(state.release_of(live))
+        result.colour = live
+        if seen.colour != live:
+            raise CheckFailed(f"live traffic is not served by {live} after `bgci up`: "
+                              f"{seen.detail}", "up.xml has the health checks; `bgci status` "
+                              "shows each colour")
+        result.message = (f"{d.config.app} is up: {live_line(seen)}"
+                          + (f" (down since {was.get('at')})" if was else " (it was not down)"))
+        result.add(Check("live traffic", "passed", 0.0, seen.detail))
+        history(d, state, "up", result.message, state.release_of(live))
         d.store.write(state)
         d.log.info(result.message)
     return result

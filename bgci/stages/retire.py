@@ -7,13 +7,13 @@ import time
 from bgci.deployment import Deployment
 from bgci.errors import Refused
 from bgci.model import Check, StageResult
-from bgci.stages.common import history, observe
+from bgci.stages.common import history
+from bgci.stages.reconcile import conclude, reconcile
 
 
 def retire(d: Deployment, result: StageResult, *, force: bool = False) -> StageResult:
     with d.locked():
-        state = d.store.read()
-        view = observe(d, result)
+        state, view = reconcile(d, result)
         idle = view.idle
         result.colour = idle
         instance = view.instances.get(idle)
@@ -21,6 +21,7 @@ def retire(d: Deployment, result: StageResult, *, force: bool = False) -> StageR
             result.message = f"nothing to retire: {idle} runs nothing"
             result.add(Check("retire", "passed", 0.0, result.message))
             d.log.info(result.message)
+            conclude(d, result)
             return result
         result.set_release(instance.release)
         if state.candidate == idle and not force:
@@ -33,6 +34,7 @@ def retire(d: Deployment, result: StageResult, *, force: bool = False) -> StageR
                               f"{wait:.0f}s: left running for an instant rollback")
             result.add(Check("retire", "skipped", 0.0, result.message))
             d.log.info(result.message)
+            conclude(d, result)
             return result
         prev = state.previous_release
         if state.previous == idle and prev and not d.platform.has(prev) and not force:
@@ -45,4 +47,5 @@ def retire(d: Deployment, result: StageResult, *, force: bool = False) -> StageR
                          f"stopped {idle} ({instance.release.short}) after {age:.0f}s idle"))
         history(d, state, "retire", f"stopped {idle}", instance.release)
         d.store.write(state)
+        conclude(d, result)
     return result

@@ -8,30 +8,32 @@ from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import Check, Colour, StageResult, State, other
-from bgci.stages.common import View, confirm, drain, failing_logs, health_check, history, observe
+from bgci.model import Check, Colour, Intent, StageResult, State, other
+from bgci.stages.common import View, confirm, drain, failing_logs, health_check, history
+from bgci.stages.reconcile import conclude, live_line, reconcile
+from bgci.stages.verify import candidate_release
 from bgci.timings import mark
 
 PRECHECK_DEADLINE = 15.0
 
 
-def switch(d: Deployment, result: StageResult, *, force: bool = False,
-           dry_run: bool = False) -> StageResult:
+def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: bool = False,
+           digest: str = "") -> StageResult:
+    """Live traffic to the candidate (verified, healthy, and ``digest`` when given), confirmed
+    through the live address; the old colour keeps running for an instant rollback."""
     with d.locked():
         checkpoint("switch:locked")
-        state = d.store.read()
-        view = observe(d, result)
+        state, view = reconcile(d, result)
         target = state.candidate
         if target is not None and target == view.live:
             _record_interrupted(d, state, target, view)
             target = None
         if target is None:
             return _nothing_to_do(d, result, view)
-        instance = view.running(target)
-        if instance is None:
+        if view.running(target) is None:
             raise Refused(f"{target} was deployed but is not running",
                           "run `bgci deploy-green` again")
-        release = instance.release
+        release = candidate_release(view, target, digest)
         result.colour = target
         result.set_release(release)
         if not state.is_verified(release.digest):
@@ -59,6 +61,8 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False,
             from bgci.stages.verify import smoke_after_pre_switch
 
             smoke_after_pre_switch(d, result, target, old)
+        state.intent = Intent("switch", target, time.time())
+        d.store.write(state)  # a run killed from here on is finished (or undone) by the next one
         started = time.monotonic()
         mark("switch")
         d.router.switch(target)
@@ -68,13 +72,13 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False,
         if not confirmation.ok:
             if old is not None:
                 d.router.switch(old)
+            state.intent = None
+            d.store.write(state)
             raise CheckFailed(f"switch to {target} not confirmed: {confirmation.message}",
                               f"live traffic was put back on {old or 'nothing'}")
-        result.live_colour, result.idle_colour = target, old or ("green" if target == "blue"
-                                                                 else "blue")
         result.extra["switch_seconds"] = round(decided, 4)
         checkpoint("switch:confirmed")
-        _record(state, target, old)
+        state.switched(target, old)
         history(d, state, "switch", f"live {old or 'nothing'} -> {target}", release)
         d.store.write(state)
         checkpoint("switch:recorded")
@@ -82,25 +86,19 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False,
         if old is not None:
             result.add(drain(d, old))
         if d.config.switch.bake > 0 and old is not None:
-            _bake(d, result, target, old)
+            _bake(d, result, state, target, old)
         run_hook(d, "post_switch", result, release, target)
+        conclude(d, result)
     return result
 
 
-def _record(state: State, live: Colour, old: Colour | None) -> None:
-    state.candidate = None
-    state.rolled_back_to = None
-    if old is not None:
-        state.previous, state.previous_release = old, state.release_of(old)
-        state.colours[old].idle_since = time.time()
-
-
 def _record_interrupted(d: Deployment, state: State, live: Colour, view: View) -> None:
-    """The router already sends traffic to the candidate but a killed run never recorded it."""
+    """The router sends traffic to the candidate, recorded live, but the switch itself was never
+    recorded (a run of bgci 0.1, which wrote no intent, killed after the switch)."""
     old = other(live)
     d.log.info(f"the router already sends live traffic to {live} but the switch was never recorded "
                "(an interrupted run?): recording it now")
-    _record(state, live, old if state.release_of(old) else None)
+    state.switched(live, old if state.release_of(old) else None)
     instance = view.running(live)
     history(d, state, "switch", f"recorded interrupted switch to {live}",
             instance.release if instance else state.release_of(live))
@@ -114,13 +112,15 @@ def _nothing_to_do(d: Deployment, result: StageResult, view: View) -> StageResul
         raise Refused("there is no deployed colour to switch to", "run `bgci deploy-green` first")
     result.colour = live
     result.set_release(instance.release)
-    result.message = f"{live} is already live ({instance.release.short}); nothing to switch"
+    seen = conclude(d, result)
+    result.message = (f"{live} is already live ({instance.release.short}); nothing to switch; "
+                      f"{live_line(seen)}")
     result.add(Check("switch", "passed", 0.0, result.message))
     d.log.info(result.message)
     return result
 
 
-def _bake(d: Deployment, result: StageResult, live: Colour, old: Colour) -> None:
+def _bake(d: Deployment, result: StageResult, state: State, live: Colour, old: Colour) -> None:
     """Watch live traffic for switch.bake s; above switch.max_error_rate roll back by itself."""
     from bgci.stages.bake import bake
 
@@ -130,6 +130,6 @@ def _bake(d: Deployment, result: StageResult, live: Colour, old: Colour) -> None
     d.log.info(f"bake failed ({check.message}): rolling back to {old}")
     from bgci.stages.rollback import rollback_traffic
 
-    rollback_traffic(d, result, reason=f"bake failed: {check.message}")
+    rollback_traffic(d, result, state, reason=f"bake failed: {check.message}")
     raise CheckFailed(f"bake of {live} failed and live traffic was rolled back to {old}: "
                       f"{check.message}", "see switch.xml; the digest is quarantined")

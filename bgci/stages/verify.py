@@ -7,23 +7,22 @@ import time
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.health import ProbeSeries, p95, probe, wait_healthy
-from bgci.model import Check, Colour, Outcome, StageResult
+from bgci.model import Check, Colour, Outcome, Release, StageResult
 from bgci.smoke import run_smoke
-from bgci.stages.common import failing_logs, history, observe
+from bgci.stages.common import View, failing_logs, history
+from bgci.stages.reconcile import conclude, live_line, reconcile
 
 LATENCY_SAMPLES = 20
 
 
-def verify(d: Deployment, result: StageResult) -> StageResult:
+def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
+    """Health, the smoke suite and the latency budget of the idle colour, through the preview;
+    ``digest``: the release this pipeline deployed (Refused when the idle colour runs another)."""
     with d.locked():
-        state = d.store.read()
-        view = observe(d, result)
+        state, view = reconcile(d, result)
         idle = view.idle
         result.colour = idle
-        instance = view.running(idle)
-        if instance is None:
-            raise Refused(f"nothing runs on the idle colour {idle}", "run `bgci deploy-green` first")
-        release = instance.release
+        release = candidate_release(view, idle, digest)
         result.set_release(release)
         url = d.router.preview_url
         series = ProbeSeries()
@@ -48,8 +47,25 @@ def verify(d: Deployment, result: StageResult) -> StageResult:
         state.mark_verified(release.digest)
         history(d, state, "verify", f"{idle} verified", release)
         d.store.write(state)
-        d.log.info(f"{idle} ({release.short}) verified: `bgci switch` may send live traffic to it")
+        seen = conclude(d, result)
+        d.log.info(f"{idle} ({release.short}) verified: `bgci switch` may send live traffic to "
+                   f"it; {live_line(seen)}")
     return result
+
+
+def candidate_release(view: View, idle: Colour, digest: str) -> Release:
+    """What runs on the idle colour, when it is what this pipeline deployed (``digest``, from
+    ``--digest`` or ``BGCI_DIGEST``; empty: whatever runs there). Refused (exit 4) otherwise: a
+    pipeline acts only on its own release, never on one another pipeline put there."""
+    instance = view.running(idle)
+    if instance is None:
+        raise Refused(f"nothing runs on the idle colour {idle}", "run `bgci deploy-green` first")
+    if digest and instance.release.digest != digest:
+        raise Refused(f"the idle colour {idle} runs {instance.release.short}, not the release "
+                      f"this pipeline deployed ({digest[:19]}): another pipeline deployed in "
+                      "between", "run this pipeline's deploy-green again, or let the other "
+                      "pipeline finish")
+    return instance.release
 
 
 def smoke_after_pre_switch(d: Deployment, result: StageResult, target: Colour,

@@ -48,7 +48,7 @@ HTTP_TIMEOUT = 10.0
 # Commands whose reports are named after them (``bgci lock status`` writes lock.*). Not ``deploy``:
 # it writes the reports of the stages it runs (build.*, deploy-green.*, verify.*, switch.*).
 STAGE_COMMANDS = ("build", "deploy-green", "verify", "switch", "rollback", "status", "retire",
-                  "lock")
+                  "down", "up", "router", "lock")
 # Global options that take a value (they come before the command).
 _VALUE_OPTIONS = ("--config", "--reports", "--set")
 # Variables that would make bgci believe it runs in a CI, or change its options behind the test.
@@ -98,6 +98,7 @@ class Run:
     err: str
     seconds: float
     pid: int = 0
+    started: float = 0.0  # time.monotonic() when it began
 
     def __str__(self) -> str:
         return (f"`bgci {' '.join(self.args)}` exited {self.code} after {self.seconds:.1f}s\n"
@@ -221,7 +222,7 @@ class Project:
             raise AssertionError(f"`bgci {' '.join(args)}` did not finish within {timeout:.0f}s:\n"
                                  f"{exc.stderr!r}") from None
         run = Run(tuple(args), proc.returncode, proc.stdout, proc.stderr,
-                  time.monotonic() - started)
+                  time.monotonic() - started, started=started)
         self.runs.append(run)
         if expect is not None:
             assert run.code == expect, f"expected exit {expect}:\n{run}"

@@ -31,6 +31,10 @@ SWARM_SUBSET = frozenset({
     "test_concurrent_deploys_one_wins_the_other_names_the_holder",
     "test_kill_9_at_checkpoint_then_rerun_completes[swarm-deploy-green:started]",
     "test_kill_9_at_checkpoint_then_rerun_completes[swarm-rollback:recreated]",
+    # a colour's new port: HAProxy's server templates change by a seamless reload; the router
+    # service removed: healed from the state (tests/e2e/test_never_worse.py)
+    "test_a_new_port_reaches_only_the_new_release_and_rollback_keeps_the_old[swarm]",
+    "test_drift_is_healed_from_the_state_before_the_idle_colour_is_touched[swarm-router removed]",
 })
 ALL_ENV = "BGCI_E2E_SWARM"
 

@@ -67,7 +67,7 @@ def test_a_built_release_runs_detached_and_outlives_its_router(target: ProcessTa
     router = detached.read_record(app_dir / "router" / f"bgci-{p.app}-router.pid")
     assert router is not None
     assert detached.terminate(router, 5.0) == "stopped"
-    assert p.status()["router"].startswith("not answering")
+    assert p.status(expect=1)["router"].startswith("not answering")  # exit 1: live is not served
     with pytest.raises(requests.ConnectionError):
         requests.get(p.live_url, timeout=2)
     p.run("retire", "--force")

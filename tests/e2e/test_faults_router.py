@@ -91,7 +91,8 @@ def test_router_breaks_in_the_middle_of_a_switch(app: SharedApp, fault: str) -> 
     if run.code == 3:  # the router did not answer: nothing may have changed
         if fault == "restart":
             wait_serving(p, live)
-        status = p.status()
+        # a stopped router serves nothing: status says so with exit 1 (for a cron job to alert)
+        status = p.status(expect=1 if fault == "stop" else 0)
         assert status["colours"][idle]["candidate"] is True and status["lock"] is None, status
         assert status["previous"] != live, "an unconfirmed switch was recorded"
     else:
@@ -126,7 +127,7 @@ def test_router_crash_keeps_the_live_colour(app: SharedApp) -> None:
         # no supervisor on the process platform: the router stays down until the next stage,
         # which starts it again with the live colour from its files
         assert set(burst(p.live_url, 3).statuses) == {None}, "the router should be down"
-        down = p.status()
+        down = p.status(expect=1)  # live traffic is not served: exit 1, for a cron job to alert
         assert down["router"] != "running", down
         run = p.run("retire")
         started = [line for line in run.err.splitlines()

@@ -106,7 +106,7 @@ def test_local_router_admin_is_local_and_owner_only(tmp_path: Path, kind: str) -
     log = Log()
     pidfile = tmp_path / "state" / "shop" / "router" / "bgci-shop-router.pid"
     try:
-        router.ensure({}, log)  # type: ignore[arg-type]
+        router.ensure({}, None, log)  # type: ignore[arg-type]
         record = detached.read_record(pidfile)
         assert record is not None, f"no pidfile {pidfile}: {log.lines}"
         inodes = _socket_inodes(detached.members(record) or [record.pid])

@@ -230,7 +230,7 @@ def test_a_failing_stage_fails_the_step_after_publishing_its_report(
 BAD_CALLS = {
     "unknown stage": ("bgci.run(stage: 'nuke')",
                       "bgci: unknown stage 'nuke'; expected one of: build, deploy-green, verify, "
-                      "switch, rollback, status, retire, down, deploy"),
+                      "switch, rollback, status, retire, down, up, deploy"),
     "stage injection": ("bgci.run(stage: 'status; touch @PWNED@/stage')",
                         "bgci: unknown stage 'status; touch"),
     "no stage": ("bgci.run([:])", "bgci: unknown stage ''"),

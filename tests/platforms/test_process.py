@@ -166,7 +166,8 @@ def test_a_colour_outlives_the_bgci_process_that_started_it(
             debug = info
 
         config = load_config({str(config.root / "bgci.toml")!r}, environ={{}})
-        ProcessPlatform(config).start("blue", Release("v1", {release.digest!r}), Log())
+        platform = ProcessPlatform(config)
+        platform.start("blue", Release("v1", {release.digest!r}), platform.spec(), Log())
         """)
     proc = subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True,
                           timeout=60, check=False, cwd=REPO)
@@ -189,7 +190,7 @@ def test_stop_ends_the_whole_group_and_forgets_the_colour(
         app: tuple[Config, ProcessPlatform]) -> None:
     config, platform = app
     release = platform.build("v1", Log())
-    instance = platform.start("green", release, Log())
+    instance = platform.start("green", release, platform.spec(), Log())
     get(instance.direct_url)
     record = detached.read_record(config.root / "state" / "tiny" / "colours" / "green" / "process.json")
     assert record is not None and detached.members(record)
@@ -207,9 +208,9 @@ def test_start_on_a_busy_colour_replaces_what_ran_there(app: tuple[Config, Proce
     v1 = platform.build("v1", Log())
     (config.root / "VERSION").write_text("2.0.0\n")
     v2 = platform.build("v2", Log())
-    first = platform.start("blue", v1, Log())
+    first = platform.start("blue", v1, platform.spec(), Log())
     assert get(first.direct_url).split(" ")[1] == "1.0.0"
-    second = platform.start("blue", v2, Log())
+    second = platform.start("blue", v2, platform.spec(), Log())
     assert get(second.direct_url).split(" ")[1] == "2.0.0"
     assert platform.instances()["blue"].release == v2
     assert "tiny app 1.0.0" not in platform.logs("blue")  # the old log was rotated away
@@ -221,7 +222,7 @@ def test_a_process_that_ignores_sigterm_is_killed_with_its_children_after_the_gr
     platform = ProcessPlatform(config)
     try:
         release = platform.build("v1", Log())
-        platform.start("blue", release, Log())
+        platform.start("blue", release, platform.spec(), Log())
         deadline = time.monotonic() + 15
         while "child" not in platform.logs("blue") and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -280,10 +281,11 @@ def test_start_needs_a_command_and_a_built_release(tmp_path: Path) -> None:
     config = make_app(tmp_path / "app", "1.0.0", command="")
     platform = ProcessPlatform(config)
     with pytest.raises(ConfigError, match=r"platform\.command"):
-        platform.start("blue", Release("v1", "sha256:x"), Log())
+        platform.start("blue", Release("v1", "sha256:x"), platform.spec(), Log())
     config = make_app(tmp_path / "app2", "1.0.0")
     with pytest.raises(ConfigError, match="not built"):
-        ProcessPlatform(config).start("blue", Release("v1", "sha256:x"), Log())
+        ProcessPlatform(config).start("blue", Release("v1", "sha256:x"),
+                                    ProcessPlatform(config).spec(), Log())
 
 
 def test_the_state_dir_defaults_to_the_users_state_home_and_follows_the_environment(

@@ -110,7 +110,7 @@ class Rig:
         """Bring the router back the way its owner would: the user starts theirs, bgci its own."""
         if self.user is not None:
             self.user.start()
-        self.router.ensure(self.addresses, Log())
+        self.router.ensure(self.addresses, None, Log())
 
     def state_files(self) -> dict[str, bytes]:
         """Every file that could hold routing: bgci's router dir, or the user's whole tree."""
@@ -143,7 +143,7 @@ def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = Non
         made = Rig(kind, mode, tmp_path, config_file, router,
                    {c: b.address for c, b in colours.items()}, user)
         if ensure:
-            router.ensure(made.addresses, Log())
+            router.ensure(made.addresses, None, Log())
         yield made
 
 
@@ -251,7 +251,7 @@ def test_a_change_the_router_refuses_leaves_live_traffic_where_it_was(
             router = make_router(config, open_site(config))
             before = user.snapshot()
             with pytest.raises(InfraError) as caught:
-                router.ensure({"blue": "127.0.0.1:1"}, Log())
+                router.ensure({"blue": "127.0.0.1:1"}, None, Log())
             assert caught.value.exit_code == 3 and "refused" in str(caught.value)
             assert user.snapshot() == before
             assert get(f"http://{user.other}/")[2] == USERS_SITE  # the user's site still answers
@@ -295,7 +295,7 @@ def _start_unwatched_on_blue(r: Rig) -> None:
     while r.router.live() != "blue":
         assert time.monotonic() < deadline, "Traefik did not load the file it starts from"
         time.sleep(0.1)
-    r.router.ensure(r.addresses, Log())  # nothing to change: the file is what bgci would write
+    r.router.ensure(r.addresses, None, Log())  # nothing to change: the file is what bgci would write
 
 
 # -- the user's own config -------------------------------------------------------------------

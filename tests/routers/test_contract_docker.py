@@ -98,7 +98,7 @@ def containerised(tmp_path: Path, engine: Any, kind: str, extra: str = "") -> It
             ip = container.attrs["NetworkSettings"]["Networks"][f"bgci-{app}"]["IPAddress"]
             addresses[colour] = f"{ip}:8000"
         router.addresses = addresses  # type: ignore[attr-defined]
-        router.ensure(addresses, Log())
+        router.ensure(addresses, None, Log())
         yield router
     finally:
         for name in (f"bgci-{app}-router", f"{app}-blue", f"{app}-green"):
@@ -164,5 +164,5 @@ def test_in_a_container_a_router_that_is_down_changes_nothing(tmp_path: Path, en
         with pytest.raises(InfraError) as caught:
             router.switch("blue")
         assert caught.value.exit_code == 3
-        router.ensure(router.addresses, Log())  # type: ignore[attr-defined]
+        router.ensure(router.addresses, None, Log())  # type: ignore[attr-defined]
         assert router.live() == "green" and only(router.live_url) == "green"

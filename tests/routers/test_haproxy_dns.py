@@ -30,7 +30,8 @@ def test_dns_colours_are_server_templates_resolved_by_haproxy(tmp_path: Path) ->
                            slots=4)
     lines = [line.strip() for line in config.splitlines()]
     assert "resolvers bgci" in lines and "parse-resolv-conf" in lines
-    assert ("server-template app 1-4 shop-blue:8000 resolvers bgci init-addr none "
+    assert ("server-template app 1-4 shop-blue:8000 resolvers bgci "
+            "init-addr last,libc,none "
             "resolve-prefer ipv4 check inter 1s fall 2 rise 1") in lines
     # a colour that runs nothing starts in maintenance; its name is there for when it does
     assert ("server-template app 1-4 shop-green:8000 resolvers bgci init-addr none "

@@ -105,10 +105,10 @@ def served(url: str) -> tuple[int, str | None, str]:
 def test_switch_moves_live_traffic_and_preview_shows_the_other_colour(
         any_router: Router, backends: dict[Colour, str]) -> None:
     router = any_router
-    router.ensure({}, Log())
+    router.ensure({}, None, Log())
     assert router.live() is None
     assert served(router.live_url)[0] == 503  # nothing live yet
-    router.ensure(backends, Log())
+    router.ensure(backends, None, Log())
     assert served(router.preview_url) == (200, "blue", "I am blue")
 
     router.switch("blue")
@@ -123,7 +123,7 @@ def test_switch_moves_live_traffic_and_preview_shows_the_other_colour(
 
 def test_traefik_reads_a_whole_json_file_renamed_into_place(router: TraefikRouter,
                                                             backends: dict[Colour, str]) -> None:
-    router.ensure(backends, Log())
+    router.ensure(backends, None, Log())
     router.switch("green")
     dynamic = Path(router.dynamic)
     assert json.loads(dynamic.read_text())["http"]["routers"]["shop-live"]["service"] == "shop-green"
@@ -133,13 +133,13 @@ def test_traefik_reads_a_whole_json_file_renamed_into_place(router: TraefikRoute
 def test_the_live_colour_survives_a_router_restart(any_router: Router,
                                                    backends: dict[Colour, str]) -> None:
     router = any_router
-    router.ensure(backends, Log())
+    router.ensure(backends, None, Log())
     router.switch("green")
     router.stop(Log())
     with pytest.raises(InfraError):
         router.live()
     log = Log()
-    router.ensure(backends, log)
+    router.ensure(backends, None, log)
     assert any("live: green" in line for line in log.lines)
     assert router.live() == "green"
     assert served(router.live_url) == (200, "green", "I am green")
@@ -147,7 +147,7 @@ def test_the_live_colour_survives_a_router_restart(any_router: Router,
 
 def test_a_dry_run_shows_the_change_and_makes_none(router: TraefikRouter,
                                                    backends: dict[Colour, str]) -> None:
-    router.ensure(backends, Log())
+    router.ensure(backends, None, Log())
     router.switch("blue")
     before = Path(router.dynamic).read_bytes()
     plan = router.describe_switch("green")
@@ -161,7 +161,7 @@ def test_a_dry_run_shows_the_change_and_makes_none(router: TraefikRouter,
 def test_a_change_traefik_does_not_take_leaves_live_traffic_where_it_was(
         router: TraefikRouter, backends: dict[Colour, str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    router.ensure(backends, Log())
+    router.ensure(backends, None, Log())
     router.switch("blue")
     router.stop(Log())  # a router that is down cannot confirm anything
     monkeypatch.setattr(traefik, "APPLY_TIMEOUT", 1.0)
@@ -170,6 +170,6 @@ def test_a_change_traefik_does_not_take_leaves_live_traffic_where_it_was(
     # stopped: said at once ("cannot apply"); otherwise after APPLY_TIMEOUT ("did not apply")
     assert caught.value.exit_code == 3 and "apply" in str(caught.value)
     monkeypatch.undo()
-    router.ensure(backends, Log())  # comes back on the colour that was live, not the refused one
+    router.ensure(backends, None, Log())  # comes back on the colour that was live, not the refused one
     assert router.live() == "blue"
     assert served(router.live_url) == (200, "blue", "I am blue")

@@ -206,14 +206,44 @@ def test_a_dry_run_switch_changes_nothing(p: Pipeline) -> None:
     assert p.state()["candidate"] == "green"
 
 
-def test_an_interrupted_switch_is_recorded_by_the_next_run(p: Pipeline) -> None:
+def killed_after_intent(p: Pipeline, stage: str, to: str, *, moved: bool) -> None:
+    """What a switch or rollback killed after writing its intent leaves: the intent, and the
+    router moved (``moved``) or not yet."""
+    p.state()["intent"] = {"stage": stage, "to": to, "since": 1.0, "reason": "rolled back"}
+    if moved:
+        p.world.live = p.world.saved_live = to  # type: ignore[assignment]
+
+
+def test_a_switch_killed_after_the_router_moved_is_recorded_by_the_next_run(p: Pipeline) -> None:
     p.release("v1")
     p.deploy("v2")
     p.verify()
-    p.world.live = p.world.saved_live = "green"  # the router moved; the killed run recorded nothing
+    killed_after_intent(p, "switch", "green", moved=True)
     result = p.switch()
-    assert p.state()["previous"] == "blue" and p.state()["candidate"] is None
-    assert "already live" in result.message
+    state = p.state()
+    assert (state["live"], state["previous"], state["candidate"], state["intent"]) == (
+        "green", "blue", None, None)
+    assert "already live" in result.message and p.world.live == "green"
+    assert "recorded interrupted switch" in state["history"][-1]["change"]
+
+
+def test_a_switch_killed_before_the_router_moved_is_dropped_and_run_again(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.verify()
+    killed_after_intent(p, "switch", "green", moved=False)
+    p.switch()
+    assert p.world.live == "green" and p.state()["intent"] is None
+    assert p.state()["previous"] == "blue"
+
+
+def test_a_router_that_drifted_is_sent_back_to_the_recorded_live_colour(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.world.live = p.world.saved_live = "green"  # someone moved it by hand; nothing recorded it
+    result = p.ok("verify", verify)
+    assert p.world.live == "blue" and result.live_colour == "blue"
+    assert "back to blue" in p.state()["history"][-2]["change"]
 
 
 def test_a_bake_above_max_error_rate_rolls_back(p: Pipeline) -> None:
@@ -280,13 +310,15 @@ def test_rollback_refuses_when_the_previous_image_is_gone(p: Pipeline) -> None:
     assert p.world.live == "green"
 
 
-def test_an_interrupted_rollback_is_recorded_by_the_next_run(p: Pipeline) -> None:
+def test_a_rollback_killed_after_the_router_moved_is_recorded_by_the_next_run(p: Pipeline) -> None:
     p.release("v1")
     p.release("v2")
-    p.world.live = p.world.saved_live = "blue"  # the router moved back; nothing was recorded
+    killed_after_intent(p, "rollback", "blue", moved=True)
     result = p.ok("rollback", rollback)
-    assert "interrupted rollback" in result.message
-    assert p.world.images["v2"] in p.state()["quarantined"]
+    assert "already rolled back" in result.message and p.world.live == "blue"
+    state = p.state()
+    assert p.world.images["v2"] in state["quarantined"]
+    assert (state["live"], state["previous"], state["rolled_back_to"]) == ("blue", None, "blue")
 
 
 # -- retire ---------------------------------------------------------------------------------
@@ -324,3 +356,117 @@ def test_status_reports_each_colour_without_changing_anything(p: Pipeline) -> No
     assert data["live"] == "blue"
     assert data["colours"]["blue"]["healthy"] and data["colours"]["green"]["candidate"]
     assert (dict(p.world.instances), p.world.live, p.state()) == before
+
+
+# -- never worse than found: drift healed from the state, changes applied only to idle ----
+def test_a_stopped_live_colour_is_restarted_from_its_record_before_anything_else(
+        p: Pipeline) -> None:
+    p.release("v1")
+    p.world.instances["blue"].running = False  # docker kill, a host reboot
+    p.deploy("v2")
+    assert p.world.starts[-2:] == [("blue", "v1"), ("green", "v2")]
+    assert p.world.live == "blue"
+    assert p.world.answer("live")[:2] == (200, "blue")
+
+
+def test_a_missing_router_comes_back_on_the_recorded_live_colour_not_its_files(
+        p: Pipeline) -> None:
+    p.release("v1")
+    p.release("v2")
+    p.world.router_running, p.world.saved_live = False, None  # removed, its files with it
+    result = p.ok("retire", retire)
+    assert p.world.router_starts == 1 and p.world.live == "green"
+    assert result.live_colour == "green"
+
+
+def test_a_router_with_other_settings_is_refused_by_every_stage_until_rebooted(
+        p: Pipeline) -> None:
+    from bgci.stages.router import reboot
+
+    p.release("v1")
+    p.world.router_changes = ["router.image: haproxy:2.8 -> haproxy:2.9"]
+    for name, stage, args in (("deploy-green", deploy_green, ("v2",)), ("verify", verify, ()),
+                              ("switch", switch, ()), ("rollback", rollback, ()),
+                              ("retire", retire, ())):
+        assert "haproxy:2.9" in p.refused(name, stage, *args)
+    assert p.world.live == "blue" and p.world.router_starts == 0
+    result = p.ok("router", reboot)
+    assert p.world.router_starts == 1 and p.world.live == "blue"
+    assert "router.image" in result.message
+    p.deploy("v2")
+
+
+def test_down_makes_every_stage_refuse_until_up(p: Pipeline) -> None:
+    from bgci.stages.down import down, up
+
+    p.release("v1")
+    p.deploy("v2")
+    p.ok("down", down)
+    assert not p.world.instances and not p.world.router_running
+    for name, stage, args in (("deploy-green", deploy_green, ("v3",)), ("verify", verify, ()),
+                              ("switch", switch, ()), ("rollback", rollback, ()),
+                              ("retire", retire, ())):
+        assert "`bgci up`" in p.refused(name, stage, *args)
+    code, result = p.run("status", status)
+    assert code == 1 and "down" in result.message
+    result = p.ok("up", up)
+    assert p.world.live == "blue" and result.live_colour == "blue"
+    assert p.world.answer("live")[:2] == (200, "blue")
+    assert p.ok("status", status).live_colour == "blue"
+
+
+def test_verify_and_switch_act_only_on_their_own_pipelines_release(p: Pipeline) -> None:
+    p.release("v1")
+    mine = p.deploy("v2").digest
+    p.deploy("v3")  # another pipeline deploys in between
+    assert "another pipeline" in p.refused("verify", verify, mine)
+    assert "another pipeline" in p.refused("switch", switch, digest=mine, force=True)
+    assert p.world.live == "blue"
+
+
+def test_same_release_with_new_settings_is_started_again_on_the_idle_colour(
+        p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    p.world.port = 9000  # platform.port changed
+    p.deploy("v2")
+    assert p.world.starts[-1] == ("green", "v2")
+    assert p.world.instances["green"].spec.port == 9000
+    assert p.world.instances["blue"].spec.port == 8000, "the live colour keeps its own port"
+    assert p.state()["colours"]["green"]["spec"]["port"] == 9000
+
+
+def test_rollback_recreates_the_previous_colour_with_the_settings_it_ran_with(
+        p: Pipeline) -> None:
+    p.release("v1")
+    p.world.port = 9000
+    p.release("v2")
+    del p.world.instances["blue"]
+    p.ok("rollback", rollback)
+    assert p.world.instances["blue"].spec.port == 8000 and p.world.live == "blue"
+
+
+def test_a_state_of_bgci_0_1_adopts_the_routers_live_colour(p: Pipeline) -> None:
+    p.release("v1")
+    del p.state()["live"]  # bgci 0.1 kept the live colour in the router only
+    result = p.deploy("v2")
+    assert p.state()["live"] == "blue" and result.colour == "green"
+
+
+def test_a_stage_that_leaves_live_traffic_worse_than_it_found_it_fails(p: Pipeline) -> None:
+    p.release("v1")
+    p.deploy("v2")
+    original = p.world.answer
+
+    calls = {"n": 0}
+
+    def breaks_after_the_first_look(role: str) -> tuple[int, Any, str]:
+        calls["n"] += 1
+        if role == "live" and calls["n"] > 3:  # the first three: reconcile's look
+            return 503, None, "down"
+        return original(role)
+
+    p.world.answer = breaks_after_the_first_look  # type: ignore[method-assign]
+    code, result = p.run("verify", verify)
+    assert code == 1 and "is not now" in result.message
+    assert result.live_colour is None and result.observed

@@ -10,10 +10,11 @@
 import groovy.transform.Field
 
 @Field static final List<String> STAGES = [
-    'build', 'deploy-green', 'verify', 'switch', 'rollback', 'status', 'retire', 'down', 'deploy']
+    'build', 'deploy-green', 'verify', 'switch', 'rollback', 'status', 'retire', 'down', 'up',
+    'deploy']
 // Stages that change the deployment: the optional `lock` is taken around them.
 @Field static final List<String> DEPLOYING = [
-    'deploy-green', 'verify', 'switch', 'rollback', 'retire', 'down', 'deploy']
+    'deploy-green', 'verify', 'switch', 'rollback', 'retire', 'down', 'up', 'deploy']
 // The JUnit files each stage writes (deploy runs four stages in one process).
 @Field static final Map<String, List<String>> REPORTS = [
     deploy: ['build', 'deploy-green', 'verify', 'switch']]
@@ -77,6 +78,9 @@ Map retire(Map opts = [:]) { run(opts + [stage: 'retire']) }
 
 /** `bgci.down(...)`: stop both colours and the managed router (the app goes offline). */
 Map down(Map opts = [:]) { run(opts + [stage: 'down']) }
+
+/** `bgci.up(...)`: the inverse of down: the live colour and the router as recorded. */
+Map up(Map opts = [:]) { run(opts + [stage: 'up']) }
 
 /** `bgci.deploy(...)`: build, deploy-green, verify and switch in one call. */
 Map deploy(Map opts = [:]) { run(opts + [stage: 'deploy']) }
