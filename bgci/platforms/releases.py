@@ -1,6 +1,7 @@
 """Releases of the process platform: the app's sources and a virtualenv, one directory per id.
 
-``releases/<id>/app``           a copy of ``build.context`` (without VCS dirs, caches, bgci's dirs)
+``releases/<id>/app``           a copy of ``build.context`` without what ``ignore.py`` rules out
+                                (VCS dirs, caches, virtualenvs, bgci's dirs, the ``.dockerignore``)
 ``releases/<id>/venv``          a virtualenv: the app's ``requirements.txt``, and the project itself
                                 when it has a ``pyproject.toml`` or ``setup.py``, installed by pip
                                 (``PIP_*`` from the environment apply: ``PIP_NO_INDEX=1
@@ -33,14 +34,11 @@ from pathlib import Path
 from bgci.atomic import write_atomic
 from bgci.errors import CheckFailed, ConfigError, InfraError
 from bgci.log import Log
+from bgci.platforms.ignore import Rule
 from bgci.timings import waits_on
 
 RELEASE_FILE = "release.json"
 DIGEST_VERSION = "bgci-release-1"
-# never part of a release: version control, caches, virtualenvs, bgci's own reports
-IGNORED = {".git", ".hg", ".svn", "__pycache__", ".venv", "venv", ".tox", ".nox", ".pytest_cache",
-           ".mypy_cache", ".ruff_cache", "bgci-reports", ".DS_Store"}
-IGNORED_SUFFIXES = (".pyc", ".pyo", ".egg-info")
 _ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]{0,127}$")
 
 
@@ -78,26 +76,10 @@ def venv_python(release_dir: Path) -> Path:
     return release_dir / "venv" / "bin" / "python"
 
 
-def _ignored(name: str) -> bool:
-    return name in IGNORED or name.endswith(IGNORED_SUFFIXES)
-
-
-def _walk(root: Path, excluded: set[Path]) -> Iterator[Path]:
-    """Every file and symlink under ``root`` that belongs in a release, in a stable order."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        here = Path(dirpath)
-        links = [d for d in dirnames if (here / d).is_symlink()]  # kept as links, not followed
-        dirnames[:] = sorted(d for d in dirnames if d not in links and not _ignored(d)
-                             and (here / d).resolve() not in excluded)
-        for name in sorted(filenames + links):
-            if not _ignored(name):
-                yield here / name
-
-
 def sources_digest(root: Path, excluded: set[Path] | None = None) -> str:
     """sha256 over the relative path, executable bit and content (or link target) of each file."""
     digest = hashlib.sha256()
-    for path in _walk(root, excluded or set()):
+    for path in Rule.of(root, excluded).walk():
         rel = path.relative_to(root).as_posix()
         info = path.lstat()
         if stat.S_ISLNK(info.st_mode):
@@ -111,7 +93,7 @@ def sources_digest(root: Path, excluded: set[Path] | None = None) -> str:
 
 def copy_sources(src: Path, dest: Path, excluded: set[Path]) -> None:
     """Copy what :func:`sources_digest` hashes from ``src`` into ``dest`` (symlinks as links)."""
-    for path in _walk(src, excluded):
+    for path in Rule.of(src, excluded).walk():
         target = dest / path.relative_to(src)
         target.parent.mkdir(parents=True, exist_ok=True)
         if path.is_symlink():
