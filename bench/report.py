@@ -82,20 +82,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def markdown(results: dict[str, Any]) -> str:
-    s = results["settings"]
-    m = results["machine"]
-    la = results["load_average"]
+def rows_tables(results: dict[str, Any]) -> list[str]:
+    """The rows' tables: requests lost, then switch and rollback latency."""
     lines = [
-        f"# bgci benchmark: {results['started']}",
-        "",
-        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['os']}, Python {m['python']}, docker {m['docker']}; "
-        f"load average (1/5/15 min) {' / '.join(map(str, la['start']))} at the start, "
-        f"{' / '.join(map(str, la['end']))} at the end. bgci {m['bgci']} ({m['commit']}).",
-        f"Load: {s['connections']} keep-alive clients x {s['rate']:g} requests/s each, two `GET /version` "
-        "per `POST /echo`, no retries, 5 s timeout, loopback only. "
-        f"{s['cycles']} switch + rollback cycles per row; whole run {results['seconds'] / 60:.1f} min "
-        f"(`{results['command']}`).",
         "",
         "## Requests lost during switch + rollback cycles",
         "",
@@ -144,6 +133,26 @@ def markdown(results: dict[str, Any]) -> str:
             keys = ("decision_ms", "first_new_ms", "last_old_ms", "command_ms")
             cells += [_f(lat[k]["median"]) for k in keys]
         lines.append(f"| {r['name']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def markdown(results: dict[str, Any]) -> str:
+    s = results["settings"]
+    m = results["machine"]
+    la = results["load_average"]
+    lines = [
+        f"# bgci benchmark: {results['started']}",
+        "",
+        f"Machine: {m['cpus']} CPUs ({m['cpu']}), {m['os']}, Python {m['python']}, docker {m['docker']}; "
+        f"load average (1/5/15 min) {' / '.join(map(str, la['start']))} at the start, "
+        f"{' / '.join(map(str, la['end']))} at the end. bgci {m['bgci']} ({m['commit']}).",
+        f"Load: {s['connections']} keep-alive clients x {s['rate']:g} requests/s each, two `GET /version` "
+        "per `POST /echo`, no retries, 5 s timeout, loopback only. "
+        f"{s['cycles']} switch + rollback cycles per row; whole run {results['seconds'] / 60:.1f} min "
+        f"(`{results['command']}`).",
+    ]
+    if results["rows"]:  # a run of the everyday changes alone has none
+        lines += rows_tables(results)
     lines += ["", "## bgci's own overhead per stage (median wall time minus waits on the app, engine and "
               "router)", "",
               "| stage | row | calls | wall s | waits s | overhead s | worst s |",
@@ -182,6 +191,7 @@ def markdown(results: dict[str, Any]) -> str:
                 lines.append(f"\n- at {e['n']} {unit}: the pipeline of {app} failed ({why})")
         if sc.get("failure"):
             lines.append(f"\nstopped early: {sc['failure'][:300]}")
+    lines += changes_markdown(results)
     lines += ["", "## Targets", "", "| target | achieved | met |", "|---|---|---|"]
     for t in results.get("targets", []):
         verdict = "yes" if t["met"] else f"**no**, missed by {t.get('missed_by') or 'see achieved'}"
@@ -191,6 +201,98 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def _stretch(group: dict[str, Any] | None) -> str:
+    if not group:
+        return "-"
+    ms = group["longest_failing_ms"]
+    return f"{_f(ms['median'])} / {_f(ms['max'])}"
+
+
+def _times(ratio: float | None, hand: int | float, bgci: int | float) -> str:
+    if ratio is not None:
+        return f"{ratio:g}x"
+    return "bgci: 0" if not bgci and hand else "-"
+
+
+def changes_markdown(results: dict[str, Any]) -> list[str]:
+    """The everyday changes (bench/changes.py): one small table each, bgci beside by hand."""
+    changes = results.get("changes") or []
+    if not changes:
+        return []
+    lines = ["", "## Everyday changes: a new port, a router upgrade", "",
+             "Each side under the same load, one after the other. Longest stretch with failing requests: "
+             "the longest time between two successful responses with failed requests sent in between (how "
+             "long nobody got an answer); per step, median / max over the cycles."]
+    for c in changes:
+        lines += ["", f"### {c['name'][0].upper()}{c['name'][1:]}", ""]
+        if "bgci" not in c:
+            lines.append(f"not measured: {c.get('skipped') or c.get('failure', '')[:300]}")
+            continue
+        cycles = c.get("cycles", 0)
+        lines += ["| side | step | runs | exit codes | requests sent during it | lost "
+                  "| longest stretch, ms |", "|---|---|---:|---|---:|---:|---:|"]
+        for who, label in (("bgci", "bgci"), ("by_hand", "by hand")):
+            side = c.get(who) or {}
+            if "sent" not in side:
+                lines.append(f"| {label} | not measured: {(side.get('failure') or '')[:200]} | | | | | |")
+                continue
+            for name, g in side["groups"].items():
+                codes = ", ".join(f"{k} ({n})" for k, n in sorted(g["codes"].items())) or "-"
+                lines.append(f"| {label} | {STEP_LABELS.get((c['key'], who, name), name)} | {g['runs']} "
+                             f"| {codes} | {g['sent']:,} | **{g['lost']:,}** | {_stretch(g)} |")
+            lines.append(f"| {label} | **whole side** ({cycles} cycles, load included before and after) | "
+                         f"| | {side['sent']:,} | **{side['lost']:,}** | {_f(side['longest_failing_ms'])} |")
+        cmp = c.get("comparison") or {}
+        b, h = cmp.get("bgci"), cmp.get("by_hand")
+        if b and h:
+            lines.append("")
+            hs, bs = h["longest_failing_ms"], b["longest_failing_ms"]
+            lines.append(f"By hand against bgci: {h['lost']:,} requests lost against {b['lost']:,} "
+                         f"({_times(cmp.get('ratio_lost'), h['lost'], b['lost'])}); longest stretch "
+                         f"{_f(hs)} ms against {_f(bs)} ms "
+                         f"({_times(cmp.get('ratio_longest_failing'), hs, bs)}).")
+        reboots = (c.get("bgci") or {}).get("reboots") or []
+        if reboots:
+            cuts = ", ".join(f"{r.get('cut_seconds', 0):.2f} s ({r.get('failed', 0)} of {r.get('probes', 0)})"
+                             for r in reboots)
+            lines.append("")
+            lines.append(f"`bgci router reboot`'s own report (`extra.reboot`: cut, probes failed of sent): "
+                         f"{cuts}.")
+        ports = (c.get("bgci") or {}).get("ports_recorded")
+        if ports:
+            lines.append("")
+            lines.append("Ports bgci recorded at the end: " + ", ".join(f"{k} {v}" for k, v in ports.items())
+                         + ".")
+        for who, label in (("bgci", "bgci"), ("by_hand", "by hand")):
+            side = c.get(who) or {}
+            if side.get("failure") and "sent" in side:
+                lines.append(f"\n- {label}: stopped early: {side['failure'][:300]}")
+        lost = (c.get("bgci") or {}).get("lost_during") or []
+        if lost:
+            where = "; ".join(f"{x['error'].split(':')[0]} {'during' if x['during'] else 'after'} "
+                              f"{x['stage']}" for x in lost[:6])
+            lines.append(f"\n- bgci lost: {where}")
+    return lines
+
+
+# what a group of steps is called in the tables: (change, side, group) -> label
+STEP_LABELS = {
+    ("port-change", "bgci", "deploy-green"): "`deploy-green` (v2, `--set platform.port=900k`)",
+    ("port-change", "bgci", "verify"): "`verify`",
+    ("port-change", "bgci", "switch"): "`switch`",
+    ("port-change", "bgci", "rollback"): "`rollback`",
+    ("port-change", "by_hand", "start the new release"): "`docker run` v2 on :900k, wait until it answers",
+    ("port-change", "by_hand", "switch"): "edit haproxy.cfg, `docker restart` HAProxy",
+    ("port-change", "by_hand", "rollback"): "edit haproxy.cfg back, `docker restart` HAProxy",
+    ("port-change", "by_hand", "remove the new release"): "`docker rm -f` v2",
+    ("router-upgrade", "bgci", "refused"): "`deploy-green`, `verify`, `switch`, `rollback` with the new "
+                                           "router.image: refused",
+    ("router-upgrade", "bgci", "reboot"): "`bgci router reboot`",
+    ("router-upgrade", "bgci", "after"): "`deploy-green` after the reboot",
+    ("router-upgrade", "by_hand", "reboot"): "`docker rm -f` HAProxy, `docker run` the new image",
+}
 
 
 def chart(results: dict[str, Any], path: Path) -> bool:

@@ -3,6 +3,7 @@
     python bench/run.py            # the published run (see docs/benchmark.md)
     python bench/run.py --quick    # a minute or two: every row, tiny sizes
     python bench/run.py --cycles 50 --rows haproxy,stop-start --scale ""
+    python bench/run.py --rows port-change,router-upgrade --cycles 3 --scale ""   # everyday changes
 
 Writes ``<out>/<timestamp>.json`` (everything), ``<out>/latest.md`` (the tables) and
 ``<out>/latest.png`` (the chart; needs ``pip install 'bgci[bench]'``). Needs a Docker engine and
@@ -17,6 +18,7 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -31,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `python bench/ru
 from bench import report
 from bench.baselines import BASELINES, run_baseline
 from bench.bgci_rows import ROWS, Row, run_row, unavailable
+from bench.changes import CHANGES, run_change
+from bench.changes import METHOD as CHANGES_METHOD
 from bench.costs import help_cold_start, overhead, scale, scale_replicas
 from bench.infra import BENCH, REPO, Context, Resources, docker_client, interruptible, say
 from bench.project import BgciFailed, build_docker_images, build_process_releases
@@ -59,7 +63,7 @@ METHOD = [
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    keys = [r.key for r in ROWS] + [b.key for b in BASELINES]
+    keys = [r.key for r in ROWS] + [b.key for b in BASELINES] + [c.key for c in CHANGES]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes: 1 cycle, scale 1,2, 5 --help runs (a smoke run, not a result)")
@@ -122,7 +126,9 @@ def machine(client: Any) -> dict[str, Any]:
 def build(ctx: Context, args: argparse.Namespace, rows: list[Row]) -> dict[str, list[dict[str, Any]]]:
     builds: dict[str, list[dict[str, Any]]] = {}
     baselines = [b for b in BASELINES if b.key in args.selected]
-    if ctx.client is not None and (any(r.platform != "process" for r in rows) or baselines or args.sizes):
+    changes = [c for c in CHANGES if c.key in args.selected]
+    if ctx.client is not None and (any(r.platform != "process" for r in rows) or baselines or changes
+                                   or args.sizes):
         say("building the app's images v1 and v2 with `bgci build` (docker)")
         try:
             ctx.images, calls = build_docker_images(ctx.work, ctx.res, f"bench-build-{ctx.run_id}")
@@ -150,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                   connections=args.connections, rate=args.rate, gap=args.gap, state_dir=work / "state")
     results: dict[str, Any] = {
         "run_id": ctx.run_id, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
-        "command": " ".join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": shlex.join(["python", "bench/run.py", *(argv if argv is not None else sys.argv[1:])]),
         "settings": {"cycles": args.cycles, "connections": args.connections, "rate": args.rate,
                      "gap_s": args.gap, "rows": args.selected, "scale": args.sizes, "quick": args.quick},
         "machine": machine(res.client), "load_average": {"start": loadavg()}, "rows": [],
@@ -175,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
             for cls in BASELINES:
                 if cls.key in args.selected:
                     results["rows"].append(run_baseline(cls, ctx))
+            changes = [c for c in CHANGES if c.key in args.selected]
+            if changes:
+                results["method"] = METHOD + CHANGES_METHOD
+                results["changes"] = [run_change(c, ctx) for c in changes]
             results["overhead"] = overhead(results["rows"], builds)
             say(f"`bgci --help` cold start, {args.help_runs} runs")
             try:
