@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root: installs and starts what the tests
 # need (docker.io, haproxy, openssh-server, the offline base images), then runs tox:
-# unit tests on every installed Python 3.10-3.13, ruff + mypy, and the end-to-end suite.
+# unit tests on every installed Python 3.10-3.13, ruff + mypy, the package (python -m build and
+# twine check of the sdist and the wheel), and the end-to-end suite.
 # Arguments go to tox instead, e.g. `bash scripts/run-tests.sh -e e2e -- -k rollback`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,7 @@ if [ "$#" -gt 0 ]; then
 fi
 rm -f .tox/junit-*.xml
 status=0
-tox run-parallel -e py310,py311,py312,py313,lint --parallel 2 --parallel-no-spinner \
+tox run-parallel -e py310,py311,py312,py313,lint,package --parallel 2 --parallel-no-spinner \
     --parallel-live || status=$?
 tox run -e e2e || status=$?
 shopt -s nullglob
