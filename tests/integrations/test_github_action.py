@@ -5,6 +5,8 @@ before anything runs. Also: actionlint and zizmor report nothing on the action a
 from __future__ import annotations
 
 import json
+import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -248,9 +250,11 @@ def test_action_rejects_bad_inputs_before_running_anything(tmp_path: Path) -> No
     # nothing was installed and no stage wrote a report
     assert not (out / "venv.txt").exists()
     assert "bgci-reports" not in (out / "workspace.txt").read_text()
-    # a config path reaches bgci (here a fake installed from `source`) as one literal argument
-    assert [call["argv"] for call in fake_calls(log)] == [
-        ["--config", f"$(touch {pwned}/config).toml", "--reports", "config-reports", "status"]]
+    # a config path reaches bgci (here a fake installed from `source`) as one literal argument;
+    # the reports dir as an absolute path, in the step's working directory
+    (call,) = fake_calls(log)
+    assert call["argv"] == ["--config", f"$(touch {pwned}/config).toml", "--reports",
+                            os.path.join(call["cwd"], "config-reports"), "status"]
     assert (out / "config-outcome.txt").read_text() == "failure"
     assert sorted(pwned.iterdir()) == [], "an injected command ran"
 
@@ -264,3 +268,88 @@ def test_linters_report_nothing_on_the_action_and_workflows() -> None:
     audit = run([tool("zizmor"), "--offline", "--no-progress", "action.yml", *map(str, workflows)],
                 cwd=REPO, env=env, timeout=120)
     assert audit.returncode == 0 and "No findings" in audit.output, audit.output
+
+
+REUSABLE_CALLER = """\
+name: bgci reusable workflow
+on: push
+permissions: {}
+jobs:
+  deploy:
+    uses: ./.github/workflows/blue-green.yml
+    with:
+      source: @WHEEL@
+      working-directory: app
+      tag: v7
+      set: |
+        health.interval=0.2
+        hooks.pre_switch.command=echo $(id); touch @PWNED@/set
+  back:
+    needs: deploy
+    uses: ./.github/workflows/blue-green.yml
+    with:
+      source: @WHEEL@
+      working-directory: app
+      rollback: true
+"""
+
+
+UPLOAD_STAND_IN = """\
+name: upload-artifact stand-in
+inputs:
+  name: {required: true}
+  path: {required: true}
+  if-no-files-found: {required: false}
+runs:
+  using: composite
+  steps:
+    - shell: bash
+      env:
+        NAME: ${{ inputs.name }}
+        UPLOAD: ${{ inputs.path }}
+      run: printf '%s %s\\n' "$NAME" "$UPLOAD" >> "$TEST_OUT/uploads.txt"
+"""
+
+
+def test_reusable_workflow_runs_the_pipeline_and_the_rollback_job(tmp_path: Path) -> None:
+    """.github/workflows/blue-green.yml called as a team would: green (build, deploy-green,
+    verify), then switch behind the environment; with rollback: true only the rollback job. A
+    fake bgci (installed from `source`) shows what each job ran, where and with which options."""
+    pwned = tmp_path / "pwned"
+    pwned.mkdir()
+    repo = make_repo(tmp_path / "repo", "gh-reusable", with_app=False)
+    # act fetches no action from the network: a local stand-in records what would be uploaded
+    workflow = (REPO / ".github" / "workflows" / "blue-green.yml").read_text()
+    upload = re.compile(r"uses: actions/upload-artifact@[0-9a-f]{40} # v\S+")
+    assert len(upload.findall(workflow)) == 2
+    repo.write(".github/workflows/blue-green.yml",
+               upload.sub("uses: ./.github/actions/upload-stand-in", workflow))
+    repo.write(".github/actions/upload-stand-in/action.yml", UPLOAD_STAND_IN)
+    wheel = make_fake_bgci_wheel(tmp_path / "dist")
+    repo.write(".github/workflows/caller.yml",
+               REUSABLE_CALLER.replace("@PWNED@", str(pwned)).replace("@WHEEL@", str(wheel)))
+    repo.write("app/bgci.toml", 'app = "shop"\n')
+    repo.commit("workflows")
+    out = tmp_path / "out"
+    out.mkdir()
+    log = out / "fake-bgci.log"
+
+    ran = act(repo, "caller.yml", out, f"FAKE_BGCI_LOG={log}", timeout=420)
+
+    assert ran.returncode == 0, ran.tail()
+    calls = fake_calls(log)
+    stages = [call["argv"][-1] if call["argv"][-2:-1] != ["build"] else "build" for call in calls]
+    assert stages == ["build", "deploy-green", "verify", "switch", "rollback"], calls
+    # each job on a runner of its own, in working-directory, with the reports dir there
+    for call in calls:
+        reports = os.path.join(call["cwd"], "bgci-reports")
+        assert call["cwd"].endswith("/app")
+        assert call["argv"][:4] == ["--reports", reports, "--set", f"reports.dir={reports}"]
+    assert calls[0]["argv"][4:] == ["--set", "health.interval=0.2",
+                                    "--set", f"hooks.pre_switch.command=echo $(id); touch {pwned}/set",
+                                    "build", "--tag=v7"]
+    assert calls[4]["argv"][4:] == ["rollback"]
+    assert sorted(pwned.iterdir()) == [], "an input was evaluated by a shell"
+    # each deploying job keeps its reports, pass or fail
+    assert (out / "uploads.txt").read_text().splitlines() == [
+        "bgci-reports-green app/bgci-reports/", "bgci-reports-switch app/bgci-reports/"]
