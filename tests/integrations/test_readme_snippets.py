@@ -34,10 +34,12 @@ def snippet(language: str, first_line: str) -> str:
     return found[0].replace("<you>", "example").replace("<commit>", PIN)
 
 
-def test_readme_github_workflow_passes_the_linters(tmp_path: Path) -> None:
-    workflow = tmp_path / ".github" / "workflows" / "deploy.yml"
+@pytest.mark.parametrize("name", ["deploy.yml", "blue-green-deploy.yml"])
+def test_readme_github_workflow_passes_the_linters(tmp_path: Path, name: str) -> None:
+    """The pipeline of steps, and the one that calls the reusable workflow."""
+    workflow = tmp_path / ".github" / "workflows" / name
     workflow.parent.mkdir(parents=True)
-    workflow.write_text(snippet("yaml", "# .github/workflows/deploy.yml"))
+    workflow.write_text(snippet("yaml", f"# .github/workflows/{name}"))
     lint = run([tool("actionlint"), str(workflow)], cwd=tmp_path, env=clean_env(), timeout=120)
     assert lint.returncode == 0 and not lint.output.strip(), lint.output
     audit = run([tool("zizmor"), "--offline", "--no-progress", str(workflow)], cwd=tmp_path,
@@ -72,8 +74,12 @@ def test_readme_jenkinsfile_compiles_and_uses_the_library(tmp_path: Path) -> Non
     text = jenkinsfile.read_text()
     assert "libraryPath: 'ci-templates/jenkins/'" in text
     for step in ("bgci.build(", "bgci.deployGreen(", "bgci.verify(", "bgci.switchTraffic(",
-                 "bgci.rollback(", "input {"):
+                 "bgci.rollback(", "input {", "agent none", "options { lock('production') }"):
         assert step in text, step
+    # the lock is taken around the deploying stages, and the approval is asked before the switch
+    deploy = text[text.index("stage('Deploy')"):text.index("stage('Rollback')")]
+    assert deploy.index("lock(") < deploy.index("bgci.deployGreen(") < deploy.index("input {") \
+        < deploy.index("bgci.switchTraffic(")
     ran = run([tool("groovy"), "-e", f"new GroovyShell().parse(new File('{jenkinsfile}'))"],
               cwd=tmp_path, env=clean_env({**JAVA_ENV}), timeout=120)
     assert ran.returncode == 0, ran.output

@@ -1,8 +1,9 @@
 // bgci as a Jenkins shared-library step: one call runs one bgci stage. See bgci.txt for the help.
 //
-//   library identifier: 'bgci@main', retriever: modernSCM([$class: 'GitSCMSource',
+//   library identifier: 'bgci@1.2.3', retriever: modernSCM([$class: 'GitSCMSource',
 //       remote: 'https://<host>/<you>/bgci.git'], libraryPath: 'ci-templates/jenkins/')
-//   bgci.build(args: '--tag v2'); bgci.deployGreen(); bgci.verify(); bgci.switchTraffic()
+//   Map common = [source: 'bgci==1.2.3']  // the same version; the managed Traefik comes with it
+//   bgci.build(common + [args: '--tag v2']); bgci.deployGreen(common); bgci.verify(common)
 //
 // A thin wrapper: it checks the options, then runs one fixed, single-quoted shell script that
 // reads every value from the environment (withEnv), so no option is ever put into a shell
@@ -36,6 +37,12 @@ import groovy.transform.Field
 // is one value per line, split with globbing off.
 @Field static final String SCRIPT = '''#!/bin/sh
 set -eu
+# the reports dir, absolute, is reports.dir too: a process-platform release never copies it
+case $BGCI_STEP_REPORTS in
+  /*) BGCI_REPORTS_DIR=$BGCI_STEP_REPORTS ;;
+  *) BGCI_REPORTS_DIR=$PWD/$BGCI_STEP_REPORTS ;;
+esac
+export BGCI_REPORTS_DIR
 if [ -n "$BGCI_STEP_SOURCE" ]; then
   venv=${BGCI_STEP_VENV:-${WORKSPACE:-$PWD}/.bgci-venv}
   if [ -x "$venv/bin/bgci" ] && [ "$(cat "$venv/.bgci-requirement" 2>/dev/null || true)" = "$BGCI_STEP_SOURCE" ]; then
@@ -98,7 +105,7 @@ Map run(Map opts) {
     Map o = options(opts)
     List<String> environment = [
         "BGCI_STEP_BIN=${o.bgci}", "BGCI_STEP_SOURCE=${o.source}",
-        "BGCI_STEP_PYTHON=${o.python}", "BGCI_STEP_VENV=${o.venv}",
+        "BGCI_STEP_PYTHON=${o.python}", "BGCI_STEP_VENV=${o.venv}", "BGCI_STEP_REPORTS=${o.reports}",
         "BGCI_STEP_ARGV=${argv(o).join('\n')}"]
     o.env.each { name, value -> environment << "${name}=${value}" }
     Map result = [:]
