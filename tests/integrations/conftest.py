@@ -1,5 +1,6 @@
 """Fixtures of the CI-integration suite: the Docker engine with the local test images (fail, never
-skip, when missing) and throw-away repositories whose apps are removed from the engine afterwards."""
+skip, when missing), throw-away repositories whose apps are removed from the engine afterwards,
+and repositories on the process platform whose processes are stopped afterwards."""
 
 from __future__ import annotations
 
@@ -11,7 +12,15 @@ from typing import Any
 import pytest
 
 from tests.helpers.images import test_env
-from tests.integrations.support import SETUP_HINT, AppRepo, make_repo, remove_app, unique_app
+from tests.integrations.support import (
+    SETUP_HINT,
+    AppRepo,
+    make_defaults_repo,
+    make_repo,
+    remove_app,
+    stop_process_app,
+    unique_app,
+)
 
 
 @pytest.fixture(scope="session")
@@ -56,3 +65,22 @@ def deployable_repo(tmp_path: Path, docker_client: Any) -> Iterator[Callable[...
     yield make
     left = [item for app in apps for item in remove_app(docker_client, app)]
     assert not left, f"could not clean up: {left}"
+
+
+@pytest.fixture
+def process_repo(tmp_path: Path) -> Iterator[Callable[[str], tuple[AppRepo, Path]]]:
+    """``process_repo(prefix)``: a repository laid out as a team's on the embedded default (see
+    ``make_defaults_repo``) and its state dir; afterwards ``bgci down`` stops what the pipeline
+    left running, and nothing may still run from the state dir."""
+    made: list[tuple[AppRepo, Path]] = []
+
+    def make(prefix: str) -> tuple[AppRepo, Path]:
+        state = tmp_path / "state"
+        repo = make_defaults_repo(tmp_path / "repo", unique_app(prefix), state)
+        made.append((repo, state))
+        return repo, state
+
+    yield make
+    left = [item for repo, state in made
+            for item in stop_process_app(repo, state, tmp_path / "down-reports")]
+    assert not left, f"still running after bgci down (killed): {left}"

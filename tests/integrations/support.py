@@ -8,10 +8,12 @@ Plain code, no fixtures (those are in ``conftest.py``).
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.images import free_port, make_app_copy
+from tests.helpers.images import free_port, make_app_copy, test_env
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP_HINT = "run `bash scripts/test-env.sh` as root first (it installs the CI tools and images)"
@@ -38,9 +40,13 @@ JAVA_HOME = next(iter(sorted(Path("/usr/lib/jvm").glob("java-17-openjdk-*"))),
 # No hsperfdata files in /tmp, and a quicker start for the short-lived Groovy runs.
 JAVA_ENV = {"JAVA_HOME": str(JAVA_HOME), "JAVA_OPTS": "-XX:-UsePerfData -XX:TieredStopAtLevel=1"}
 STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "status", "retire", "deploy")
+# What the example app runs as on the process platform (examples/flask-app/bgci.process.toml).
+PROCESS_COMMAND = ("gunicorn app:app --bind 127.0.0.1:{port} --workers 2 --worker-class gthread "
+                   "--threads 4 --graceful-timeout 4 --timeout 30")
 
-# What the wrappers need from bgci's checkout (the action installs bgci from its own directory).
-_SOURCE = ("pyproject.toml", "README.md", "action.yml", "bgci", "ci-templates")
+# What the wrappers need from bgci's checkout (the action installs bgci from its own directory;
+# templates/ is the GitLab CI/CD component).
+_SOURCE = ("pyproject.toml", "README.md", "action.yml", "bgci", "ci-templates", "templates")
 # Variables that would make bgci (or a tool) believe it runs inside some CI already.
 _STRIP_PREFIXES = ("BGCI_", "GITHUB_", "GITLAB_", "CI_", "JENKINS_", "RUNNER_", "PYTEST_", "ACT")
 _STRIP_NAMES = {"CI", "BUILD_URL", "BUILD_NUMBER", "JOB_NAME", "JOB_URL", "HUDSON_URL",
@@ -111,10 +117,11 @@ class AppRepo:
     app: str
     listen: str
     preview: str
+    app_path: str = "app"  # "": the app is the repository's root
 
     @property
     def app_dir(self) -> Path:
-        return self.root / "app"
+        return self.root / self.app_path
 
     @property
     def live_url(self) -> str:
@@ -173,6 +180,95 @@ def make_repo(dest: Path, app: str, *, version: str = "1.0.0",
     repo = AppRepo(dest, app, listen, preview)
     repo.commit("bgci and the example app")
     return repo
+
+
+def make_defaults_repo(dest: Path, app: str, state: Path) -> AppRepo:
+    """A repository laid out as a team's, on the embedded default: the example app at the root
+    (the build context, where the GitLab and Jenkins wrappers' default virtualenv and the reports
+    dir land too) on the process platform behind a managed Traefik, its state in ``state``; bgci's
+    checkout in ``bgci-src/`` (the action, and what pip installs) and the CI/CD component in
+    ``templates/``. Its .dockerignore lists those two and the wheelhouse: a release is the app.
+    Release builds find the example's pinned requirements in ``wheels/`` (PIP_FIND_LINKS)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in _SOURCE:
+        source, target = REPO / name, dest / "bgci-src" / name
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=ignore)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target)
+    shutil.copytree(REPO / "templates", dest / "templates")
+    listen, preview = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    while preview == listen:
+        preview = f"127.0.0.1:{free_port()}"
+    make_app_copy(dest, "1.0.0", {
+        "app": app,
+        "platform": {"kind": "process", "command": PROCESS_COMMAND, "state_dir": str(state),
+                     "port": None},
+        "router": {"kind": "traefik", "image": None, "listen": listen, "preview": preview},
+        "build": {"build_args": None},
+        "health": {"interval": 0.2, "successes": 2},
+        "switch": {"drain": 0.5, "confirm_requests": 5},
+    })
+    with (dest / ".dockerignore").open("a", encoding="utf-8") as ignored:
+        ignored.write("bgci-src\ntemplates\nwheels\n")
+    (dest / ".gitignore").write_text(
+        "bgci-reports/\n.gitlab-ci-local/\n.bgci-venv/\nbgci-src/build/\n*.egg-info/\n",
+        encoding="utf-8")
+    git(dest, "init", "-q", "-b", "main")
+    repo = AppRepo(dest, app, listen, preview, app_path="")
+    repo.commit("the app, bgci and its wrappers")
+    return repo
+
+
+def release_files(state: Path, app: str, release: str) -> list[str]:
+    """The files of a process-platform release's copy of the app, relative to it."""
+    root = state / app / "releases" / release / "app"
+    assert root.is_dir(), f"no release {release} in {state / app / 'releases'}"
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if not p.is_dir())
+
+
+def router_pid(state: Path, app: str) -> int | None:
+    """The pid of the app's managed router on the process platform (None: none recorded)."""
+    try:
+        record = json.loads((state / app / "router" / f"bgci-{app}-router.pid").read_text())
+    except FileNotFoundError:
+        return None
+    return int(record["pid"])
+
+
+def processes_naming(path: Path) -> list[int]:
+    """Live processes whose command line names ``path`` (what bgci started from a state dir)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            state = (entry / "stat").read_text().rpartition(")")[2].split()[0]
+        except OSError:
+            continue
+        if str(path) in cmdline and state not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_process_app(repo: AppRepo, state: Path, reports: Path) -> list[str]:
+    """``bgci down`` for a process-platform app (both colours and the router stop), then whatever
+    still names its state dir is killed by pid; returns what had to be killed."""
+    run([sys.executable, "-m", "bgci", "--config", str(repo.app_dir / "bgci.toml"),
+         "--reports", str(reports), "down"], cwd=repo.app_dir, env=clean_env(), timeout=120)
+    left = processes_naming(state)
+    for pid in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return [f"pid {pid}" for pid in left]
+
+
+def pip_find_links() -> str:
+    """The wheelhouse of the example app's pinned requirements (scripts/test-env.sh)."""
+    return test_env()["BGCI_TEST_WHEELS"]
 
 
 # A stand-in for bgci where the point is the command line: it logs its argv (and a few variables)

@@ -116,10 +116,14 @@ nothing-ran:
 """
 
 
-def gitlab_ci_local(root: Path, out: Path, *args: str, timeout: float = 420) -> Ran:
+def gitlab_ci_local(root: Path, out: Path, *args: str, timeout: float = 420,
+                    isolated: bool = True) -> Ran:
+    """Run the pipeline: each job in a copy of the project (``isolated``, as on a fresh runner),
+    or all in the project directory itself (as jobs sharing one runner's build directory)."""
     # gitlab-ci-local sets GITLAB_CI=false on purpose; a GitLab runner sets it to true, and bgci
     # then folds its log into GitLab sections.
-    argv = [tool("gitlab-ci-local"), "--home", str(out / "gcl-home"), "--shell-isolation",
+    argv = [tool("gitlab-ci-local"), "--home", str(out / "gcl-home"),
+            *(["--shell-isolation"] if isolated else []),
             "--no-artifacts-to-source", "--no-color", "--variable", f"OUT={out}",
             "--variable", "GITLAB_CI=true", *args]
     tool("rsync")  # gitlab-ci-local copies each job's files with it
