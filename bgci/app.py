@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -24,23 +25,26 @@ from typing import Any, NoReturn
 
 from bgci import __version__
 from bgci.ci import CI, detect_ci
-from bgci.config import load_config
+from bgci.config import has_config, load_config
 from bgci.deployment import Deployment, Identity
 from bgci.errors import BgciError, ConfigError, InfraError, Interrupted
 from bgci.health import observe
 from bgci.hooks import run_on_failure
 from bgci.lock import Lease
-from bgci.log import Log, StderrLog
+from bgci.log import Log, StderrLog, use_colour
 from bgci.model import LEGACY_NAMES, StageResult, other
 from bgci.notify import notify
-from bgci.redact import Redactor
+from bgci.redact import Redactor, secret_values, secrets_in_command
 from bgci.report import write_reports
 from bgci.report.dotenv import env_values
 from bgci.report.jsonfile import to_json
-from bgci.settings import Config
+from bgci.settings import HOOK_NAMES, Config
 from bgci.stages.status import render as render_status
 
 Stage = Callable[[Deployment, StageResult], Any]
+_RED, _RESET = "\x1b[31m", "\x1b[0m"
+# an error about a config value starts with where it is: "bgci.toml:12: ..."
+_FILE_LINE = re.compile(r"^([^\s:]+\.toml):(\d+): ")
 
 
 @dataclass
@@ -70,7 +74,8 @@ def run_stages(opts: Options, steps: list[tuple[str, Stage]], lock_wait: float =
     and held until the last is done (``bgci deploy``: no other pipeline gets in between)."""
     ci = detect_ci(os.environ)
     redactor = Redactor(os.environ)
-    log = StderrLog(opts.verbosity, fold=ci.fold, redact=redactor.text)
+    log = StderrLog(opts.verbosity, fold=ci.fold, redact=redactor.text,
+                    annotate=lambda level, message: ci.annotate(level, message))
     config: Config | None = None
     deployment: Deployment | None = None
     code = 0
@@ -81,7 +86,10 @@ def run_stages(opts: Options, steps: list[tuple[str, Stage]], lock_wait: float =
             try:
                 if config is None:
                     config = load_config(opts.config, overrides=opts.overrides)
+                    if opts.reports:  # where reports go is never part of a release (process)
+                        config.reports.dir = str(Path(opts.reports).resolve())
                     result.app = config.app
+                    redactor.add(config_secrets(config, redactor.extra_names))
                     writable(Path(opts.reports or config.reports.dir))
                 if deployment is None:
                     deployment = Deployment(config, log, Identity(ci.holder(), ci.job_url()),
@@ -115,6 +123,15 @@ def run_stages(opts: Options, steps: list[tuple[str, Stage]], lock_wait: float =
             with contextlib.suppress(Exception):
                 deployment.close()
     return code
+
+
+def config_secrets(config: Config, extra_names: set[str]) -> set[str]:
+    """Secret-looking values the configuration holds: ``platform.env`` entries with a secret
+    name, and ``NAME=value`` / ``--password value`` words in the hooks' commands."""
+    found = secret_values(config.platform.env, extra_names)
+    for name in (*HOOK_NAMES, "on_failure"):
+        found |= secrets_in_command(getattr(config.hooks, name).command, extra_names)
+    return found | secrets_in_command(config.build.test_command, extra_names)
 
 
 def writable(reports: Path) -> None:
@@ -167,16 +184,22 @@ def properties(result: StageResult, ci: CI) -> dict[str, str]:
 
 def _publish(opts: Options, config: Config | None, result: StageResult, ci: CI, log: Log) -> None:
     reports = Path(opts.reports or (config.reports.dir if config else "bgci-reports"))
-    try:
-        written = write_reports(result, reports, properties(result, ci))
-        ci.publish(result, env_values(result), written[0])
-    except OSError as exc:
-        _say(f"bgci: could not write reports to {reports}: {exc}", err=True)
+    # a read-only look where there is no project at all leaves nothing behind
+    if config is not None or result.stage != "status" or has_config(opts.config, Path.cwd()):
+        try:
+            written = write_reports(result, reports, properties(result, ci))
+            ci.publish(result, env_values(result), written[0])
+        except OSError as exc:
+            _say(f"bgci: could not write reports to {reports}: {exc}", err=True)
     if config is not None:
         notify(config.notify.url, result, ci.job_url(), log)
     if result.exit_code != 0:
-        _say(f"bgci {result.stage}: {result.status} (exit {result.exit_code}): {result.message}",
-             err=True)
+        line = f"bgci {result.stage}: {result.status} (exit {result.exit_code}): {result.message}"
+        _say(f"{_RED}{line}{_RESET}" if use_colour() else line, err=True)
+        where = _FILE_LINE.match(result.message)
+        ci.annotate("error", f"bgci {result.stage} {result.status} (exit {result.exit_code}): "
+                    f"{result.message}", where.group(1) if where else "",
+                    int(where.group(2)) if where else 0)
     if opts.as_json:
         _say(to_json(result).rstrip("\n"))
     elif result.stage == "status" and "status" in result.extra:

@@ -252,5 +252,48 @@ def lock_release(opts: Options) -> None:
     run(opts, "lock", stage)
 
 
+# the group's options, which may also be written after the command (`bgci status --json`)
+_GLOBAL_FLAGS = ("--json", "--debug", "--verbose", "--quiet")
+_GLOBAL_VALUES = ("--config", "--reports", "--set")
+
+
+def hoist_globals(args: list[str]) -> list[str]:
+    """``args`` with the global options that follow the command moved before it, where click
+    reads them: ``bgci status --json`` is ``bgci --json status`` (as README and SPEC write both).
+    Nothing after a ``--`` is touched."""
+    command = None
+    i = 0
+    while i < len(args):  # the command: the first word that is neither an option nor its value
+        if args[i] in _GLOBAL_VALUES:
+            i += 2
+            continue
+        if not args[i].startswith("-"):
+            command = i
+            break
+        i += 1
+    if command is None:
+        return args
+    moved: list[str] = []
+    rest: list[str] = []
+    i = command + 1
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            rest += args[i:]
+            break
+        if word in _GLOBAL_FLAGS or (len(word) > 1 and word[0] == "-" and word[1] != "-"
+                                     and set(word[1:]) <= {"v", "q"}):
+            moved.append(word)
+        elif word in _GLOBAL_VALUES and i + 1 < len(args):
+            moved += args[i:i + 2]
+            i += 1
+        elif word.split("=", 1)[0] in _GLOBAL_VALUES and "=" in word:
+            moved.append(word)
+        else:
+            rest.append(word)
+        i += 1
+    return [*args[:command], *moved, args[command], *rest]
+
+
 def main() -> None:
-    cli(prog_name="bgci")
+    cli(args=hoist_globals(sys.argv[1:]), prog_name="bgci")

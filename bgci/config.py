@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 import sys
@@ -72,6 +73,14 @@ def find_config(explicit: str | None, cwd: Path) -> tuple[Path | None, dict[str,
     return None, {}
 
 
+def has_config(explicit: str | None, cwd: Path) -> bool:
+    """Whether there is a config to load (``explicit``, ``bgci.toml`` or ``[tool.bgci]``)."""
+    try:
+        return explicit is not None or find_config(None, cwd)[0] is not None
+    except ConfigError:
+        return True  # there is one, only broken
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         parsed: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -98,24 +107,69 @@ def load_config(
     environ: Mapping[str, str] | None = None,
     overrides: list[str] | tuple[str, ...] = (),
 ) -> Config:
-    """Load, merge and validate the configuration. Raises ConfigError (exit 2) on any problem."""
+    """Load, merge and validate the configuration. Raises ConfigError (exit 2) on any problem,
+    naming where the wrong value came from: the file and line, the variable, or ``--set``."""
     cwd = cwd or Path.cwd()
     environ = os.environ if environ is None else environ
     path, data = find_config(explicit, cwd)
-    source = str(path) if path else "(no config file)"
+    looked = " and ".join(str(cwd / name) for name in ("bgci.toml", "pyproject.toml"))
+    source = str(path) if path else f"no config file ({looked}, with [tool.bgci], do not exist)"
+    origins = _file_origins(path, data) if path else {}
     merged = _deep_copy(data)
     for key, raw in _env_overrides(environ):
-        _assign(merged, key, raw, f"environment variable {_env_name(key)}")
+        origin = f"environment variable {_env_name(key)}"
+        _assign(merged, key, raw, origin)
+        origins[key] = origin
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. router.listen=:8080")
         key, raw = item.split("=", 1)
-        _assign(merged, key.strip(), raw, f"--set {key.strip()}")
-    config: Config = _build(Config, merged, source, "")
+        key = key.strip()
+        _assign(merged, key, raw, f"--set {key}")
+        origins[key] = f"--set {key}"
+    config: Config = _build(Config, merged, origins, source, "")
     config.source = source
+    config.origins = origins
     config.root = path.parent if path else cwd
     _check_values(config)
     return config
+
+
+def _file_origins(path: Path, data: dict[str, Any]) -> dict[str, str]:
+    """dotted key -> ``path:line`` for every value the file sets (the line found by looking for
+    ``key =`` in the key's table; the file alone when it cannot be told)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    prefix = "tool.bgci." if path.name == "pyproject.toml" else ""
+    header = re.compile(r"^\s*\[+\s*([^\]]+?)\s*\]+")
+    table = ""
+    found: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        match = header.match(line)
+        if match:
+            table = match.group(1).strip()
+            table = table[len(prefix):] if prefix and table.startswith(prefix) else (
+                "" if table == prefix.rstrip(".") else table)
+            continue
+        key = line.split("=", 1)[0].strip().strip('"') if "=" in line else ""
+        if key and not line.lstrip().startswith("#"):
+            found.setdefault(f"{table}.{key}" if table else key, f"{path}:{number}")
+    origins = {}
+    for dotted in _dotted(data):
+        origins[dotted] = found.get(dotted) or found.get(dotted.rpartition(".")[0]) or str(path)
+    return origins
+
+
+def _dotted(data: dict[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in data.items():
+        dotted = prefix + key
+        keys.append(dotted)
+        if isinstance(value, dict):
+            keys += _dotted(value, dotted + ".")
+    return keys
 
 
 def _deep_copy(data: dict[str, Any]) -> dict[str, Any]:
@@ -126,13 +180,23 @@ def _env_name(key: str) -> str:
     return "BGCI_" + key.replace(".", "_").upper()
 
 
+# tables of strings whose entries the environment and --set may set one by one
+_TABLES = ("platform.env", "build.build_args")
+
+
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str]]:
-    """``BGCI_<SECTION>_<KEY>`` for every scalar key in the schema (hooks: BGCI_HOOKS_<HOOK>_<KEY>)."""
+    """``BGCI_<SECTION>_<KEY>`` for every scalar key in the schema (hooks: BGCI_HOOKS_<HOOK>_<KEY>),
+    and ``BGCI_PLATFORM_ENV_<NAME>`` for one variable of platform.env (its name as written)."""
     found = []
     for key in scalar_keys():
         name = _env_name(key)
         if name in environ:
             found.append((key, environ[name]))
+        if key in _TABLES:
+            table_prefix = name + "_"
+            found += [(f"{key}.{var[len(table_prefix):]}", value)
+                      for var, value in sorted(environ.items())
+                      if var.startswith(table_prefix) and len(var) > len(table_prefix)]
     return found
 
 
@@ -152,6 +216,17 @@ def scalar_keys(cls: type[Any] = Config, prefix: str = "") -> list[str]:
 
 
 def _assign(data: dict[str, Any], dotted: str, raw: str, origin: str) -> None:
+    table = next((t for t in _TABLES if dotted.startswith(t + ".")), "")
+    if table:  # one entry of a table of strings: the rest of the table stays
+        *parents, leaf = table.split(".")
+        node = data
+        for part in parents:
+            node = node.setdefault(part, {})
+        entries = node.setdefault(leaf, {})
+        if not isinstance(entries, dict):
+            raise ConfigError(f"{origin}: {table} is not a table in the config file")
+        entries[dotted[len(table) + 1:]] = raw
+        return
     if dotted not in scalar_keys():
         raise ConfigError(f"{origin}: unknown key {dotted!r}{_suggest(dotted, scalar_keys())}")
     *parents, leaf = dotted.split(".")
@@ -176,16 +251,19 @@ def _suggest(word: str, options: list[str]) -> str:
     return f"; did you mean {close[0]!r}?" if close else f"; valid keys: {', '.join(options)}"
 
 
-def _build(cls: type[Any], data: Any, source: str, prefix: str) -> Any:
+def _build(cls: type[Any], data: Any, origins: Mapping[str, str], source: str,
+           prefix: str) -> Any:
     where = f"[{prefix.rstrip('.')}]" if prefix else "the top level"
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: {where} must be a table, got {type(data).__name__}")
+        origin = origins.get(prefix.rstrip("."), source)
+        raise ConfigError(f"{origin}: {where} must be a table, got {type(data).__name__}")
     hints = get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls) if f.name not in INTERNAL]
     for key in data:
         if key not in names:
             raise ConfigError(
-                f"{source}: unknown key {prefix + key!r} in {where}{_suggest(key, names)}"
+                f"{origins.get(prefix + key, source)}: unknown key {prefix + key!r} in {where}"
+                f"{_suggest(key, names)}"
             )
     kwargs: dict[str, Any] = {}
     for name in names:
@@ -193,9 +271,9 @@ def _build(cls: type[Any], data: Any, source: str, prefix: str) -> Any:
             continue
         typ, value, key = hints[name], data[name], prefix + name
         if dataclasses.is_dataclass(typ):
-            kwargs[name] = _build(typ, value, source, key + ".")  # type: ignore[arg-type]
+            kwargs[name] = _build(typ, value, origins, source, key + ".")  # type: ignore[arg-type]
         else:
-            kwargs[name] = _coerce(typ, value, source, key)
+            kwargs[name] = _coerce(typ, value, origins.get(key, source), key)
     return cls(**kwargs)
 
 
@@ -220,6 +298,8 @@ def _coerce(typ: Any, value: Any, source: str, key: str) -> Any:
             f"{source}: {key} must be {_TYPE_WORDS.get(typ, typ)}, got {value!r}"
             f" ({type(value).__name__})"
         )
+    if typ is float and not math.isfinite(value):
+        raise ConfigError(f"{source}: {key} must be a finite number, got {value!r}")
     return float(value) if typ is float else value
 
 
@@ -230,46 +310,57 @@ def _stringify(value: Any) -> str:
 
 
 def _check_values(config: Config) -> None:
-    src = config.source
+    at = config.origin
     if not config.app:
-        raise ConfigError(f"{src}: app is required (e.g. app = \"shop\")", "add it to bgci.toml")
+        raise ConfigError(f"{at('app')}: app is required (e.g. app = \"shop\")",
+                          "add it to bgci.toml (or [tool.bgci] in pyproject.toml), or run bgci "
+                          "from your project's directory, or pass --config PATH")
     if not _APP_RE.match(config.app):
-        raise ConfigError(
-            f"{src}: app = {config.app!r} must be 1-40 of [a-z0-9-], not starting or ending with -"
-        )
+        raise ConfigError(f"{at('app')}: app = {config.app!r} must be 1-40 of [a-z0-9-], not "
+                          "starting or ending with -")
     registry.check(config)
     for name in HOOK_NAMES:
         _choice(config, f"hooks.{name}.run_in", getattr(config.hooks, name).run_in)
     _choice(config, "hooks.on_failure.run_in", config.hooks.on_failure.run_in)
     for stage in config.hooks.on_failure.stage_list:
         if stage not in FAILURE_STAGES:
-            raise ConfigError(f"{src}: hooks.on_failure.stages names {stage!r}, not a stage"
-                              f"{_suggest(stage, list(FAILURE_STAGES))}"
+            raise ConfigError(f"{at('hooks.on_failure.stages')}: hooks.on_failure.stages names "
+                              f"{stage!r}, not a stage{_suggest(stage, list(FAILURE_STAGES))}"
                               f" (stages: {', '.join(FAILURE_STAGES)})")
+    for name in (*HOOK_NAMES, "on_failure"):
+        declared = [k for k in config.origins if k.startswith(f"hooks.{name}.")]
+        if declared and not getattr(config.hooks, name).command:
+            raise ConfigError(f"{at(declared[0])}: [hooks.{name}] has no command: the hook "
+                              "would do nothing", f"set hooks.{name}.command, or remove the table")
     if config.verify.against_blue and not config.verify.smoke:
-        raise ConfigError(f"{src}: verify.against_blue = true needs verify.smoke (the suite to run)",
+        raise ConfigError(f"{at('verify.against_blue')}: verify.against_blue = true needs "
+                          "verify.smoke (the suite to run)",
                           "set verify.smoke to your pytest smoke suite, e.g. smoke = \"smoke\"")
     for key in ("router.listen", "router.preview"):
-        _address(src, key, _get(config, key))
+        _address(at(key), key, _get(config, key))
     if config.router.listen == config.router.preview:
-        raise ConfigError(f"{src}: router.listen and router.preview must differ")
+        raise ConfigError(f"{at('router.preview')}: router.listen and router.preview must differ")
     if not config.health.path.startswith("/"):
-        raise ConfigError(f"{src}: health.path must start with /, got {config.health.path!r}")
+        raise ConfigError(f"{at('health.path')}: health.path must start with /, got "
+                          f"{config.health.path!r}")
     positive = ["platform.port", "platform.replicas", "health.timeout", "health.interval",
                 "health.deadline", "health.successes", "switch.confirm_requests", "lock.ttl",
                 *(f"hooks.{name}.timeout" for name in (*HOOK_NAMES, "on_failure"))]
     for key in positive:
         if _get(config, key) <= 0:
-            raise ConfigError(f"{src}: {key} must be greater than 0, got {_get(config, key)}")
+            raise ConfigError(f"{at(key)}: {key} must be greater than 0, got {_get(config, key)}")
     for key in ("verify.p95_ms", "switch.drain", "switch.bake", "switch.retire_after"):
         if _get(config, key) < 0:
-            raise ConfigError(f"{src}: {key} must be 0 or more, got {_get(config, key)}")
+            raise ConfigError(f"{at(key)}: {key} must be 0 or more, got {_get(config, key)}")
     if not 0 <= config.switch.max_error_rate <= 1:
-        raise ConfigError(f"{src}: switch.max_error_rate must be between 0 and 1")
+        raise ConfigError(f"{at('switch.max_error_rate')}: switch.max_error_rate must be between "
+                          f"0 and 1, got {config.switch.max_error_rate}")
     if not 100 <= config.health.status <= 599:
-        raise ConfigError(f"{src}: health.status must be an HTTP status code, got {config.health.status}")
+        raise ConfigError(f"{at('health.status')}: health.status must be an HTTP status code, "
+                          f"got {config.health.status}")
     if not 1 <= config.platform.port <= 65535:
-        raise ConfigError(f"{src}: platform.port must be 1-65535, got {config.platform.port}")
+        raise ConfigError(f"{at('platform.port')}: platform.port must be 1-65535, got "
+                          f"{config.platform.port}")
 
 
 def _get(config: Config, dotted: str) -> Any:
@@ -286,13 +377,14 @@ def _choice(config: Config, key: str, value: str) -> None:
         owner = getattr(owner, part)
     choices = next(f for f in dataclasses.fields(owner) if f.name == leaf).metadata["choices"]
     if value not in choices:
+        close = difflib.get_close_matches(value, list(choices), n=1, cutoff=0.5)
         raise ConfigError(
-            f"{config.source}: {key} = {value!r} is not supported{_suggest(value, list(choices))}"
-            f" (supported: {', '.join(choices)})"
+            f"{config.origin(key)}: {key} = {value!r} is not supported"
+            f"{f'; did you mean {close[0]!r}?' if close else ''} (supported: {', '.join(choices)})"
         )
 
 
-def _address(source: str, key: str, value: str) -> None:
+def _address(origin: str, key: str, value: str) -> None:
     match = _ADDR_RE.match(value)
     if not match or not 1 <= int(match.group(2)) <= 65535:
-        raise ConfigError(f"{source}: {key} = {value!r} must be host:port, e.g. 127.0.0.1:8080")
+        raise ConfigError(f"{origin}: {key} = {value!r} must be host:port, e.g. 127.0.0.1:8080")

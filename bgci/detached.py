@@ -167,13 +167,29 @@ def _reap(pid: int, wait: float = 0.0) -> None:
     deadline = time.monotonic() + wait
     while True:
         try:
-            if os.waitpid(pid, os.WNOHANG)[0] != 0:
+            collected, status = os.waitpid(pid, os.WNOHANG)
+            if collected != 0:
+                _EXITED[pid] = os.waitstatus_to_exitcode(status)
                 return
         except OSError:  # ChildProcessError: not our child (or already collected)
             return
         if time.monotonic() >= deadline:
             return
         time.sleep(0.01)
+
+
+# exit codes of the children this process collected (a colour started and crashed while this
+# bgci waited for it to become healthy): pid -> exit code (negative: killed by that signal)
+_EXITED: dict[int, int] = {}
+
+
+def exit_code(record: PidRecord) -> int | None:
+    """How the process ``record`` names ended, when this bgci started it and it has ended (None:
+    it runs, or another process started it and its exit code is not ours to know)."""
+    if alive(record):
+        return None
+    _reap(record.pid)
+    return _EXITED.get(record.pid)
 
 
 def read_record(path: Path) -> PidRecord | None:

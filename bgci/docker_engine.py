@@ -30,6 +30,7 @@ from bgci.timings import waiting, waits_on
 
 LABEL = "org.bgci"
 STATE_IMAGE = "bgci/state:1"
+BUILD_TAIL = 20  # lines of a failed build's output in its error message (and build.xml)
 # inside a container: rename each (temporary, final) pair of arguments, atomically
 _RENAME = 'while [ "$#" -ge 2 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'
 
@@ -188,13 +189,15 @@ def build_image(client: docker.DockerClient, config: Config, tag: str, log: Log)
         tail: list[str] = []
         for chunk in stream:
             if "error" in chunk:
-                tail.append(str(chunk["error"]).strip())
-                raise CheckFailed(f"docker build of {ref} failed: " + tail[-1],
-                                  "the build log above says where")
-            line = str(chunk.get("stream", "")).rstrip()
-            if line:
-                log.debug(line)
-                tail = [*tail[-20:], line]
+                error = str(chunk["error"]).strip()
+                last = "\n".join(tail[-BUILD_TAIL:])
+                raise CheckFailed(f"docker build of {ref} failed: {error}\n"
+                                  f"--- the build's last lines ---\n{last}",
+                                  "the whole build log is above, in the build group")
+            for line in str(chunk.get("stream", "")).splitlines():
+                if line.strip():
+                    log.info(line.rstrip())  # streamed: a long build shows where it is
+                    tail = [*tail[-BUILD_TAIL:], line.rstrip()]
         image = client.images.get(ref)
     release = Release(image=ref, digest=str(image.id))
     if cfg.push:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import math
+import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import requests
@@ -22,6 +25,7 @@ class Probe:
     seconds: float
     detail: str
     colour: str = ""
+    status: int = 0  # the HTTP status (0: no answer)
 
 
 @dataclass
@@ -46,15 +50,78 @@ def probe(session: requests.Session, url: str, cfg: HealthConfig, colour: Colour
         return Probe(False, time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
     seconds = time.perf_counter() - started
     seen = response.headers.get(COLOUR_HEADER, "")
-    if response.status_code != cfg.status:
-        body = response.text[:200].strip()
-        return Probe(False, seconds, f"HTTP {response.status_code}, expected {cfg.status}: {body}",
-                     seen)
+    code = response.status_code
+    if code != cfg.status:
+        body = _gist(response.text)
+        return Probe(False, seconds, f"HTTP {code}, expected {cfg.status}"
+                     + (f": {body}" if body else ""), seen, code)
     if cfg.contains and cfg.contains not in response.text:
-        return Probe(False, seconds, f"body does not contain {cfg.contains!r}", seen)
+        return Probe(False, seconds, f"body does not contain {cfg.contains!r}", seen, code)
     if colour and seen and seen != colour:
-        return Probe(False, seconds, f"answered by {seen}, expected {colour}", seen)
-    return Probe(True, seconds, f"HTTP {response.status_code} in {seconds * 1000:.0f} ms", seen)
+        return Probe(False, seconds, f"answered by {seen}, expected {colour}", seen, code)
+    return Probe(True, seconds, f"HTTP {code} in {seconds * 1000:.0f} ms", seen, code)
+
+
+_TAGS = re.compile(r"<(script|style)[^>]*>.*?</\1>|<[^>]+>", re.DOTALL | re.IGNORECASE)
+
+
+def _gist(body: str, limit: int = 120) -> str:
+    """An error page in one short line: its text without markup (a framework's 404 page is
+    kilobytes of HTML; its title and first words say what it is)."""
+    text = " ".join(html.unescape(_TAGS.sub(" ", body[:20000])).split())
+    return text[:limit] + ("..." if len(text) > limit else "")
+
+
+class Transcript:
+    """The probes of one wait as lines for the report: a run of identical answers is one line
+    with its count, so a 60 s wait on a 404 page is two lines, not a hundred copies."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._last = ""
+        self._count = 0
+        self._since = 0.0
+
+    def add(self, elapsed: float, result: Probe) -> None:
+        # what changes from probe to probe (the time an answer took) is not a new answer
+        detail = f"{'ok  ' if result.ok else 'FAIL'} " + (
+            f"HTTP {result.status}" if result.ok else result.detail)
+        if detail == self._last:
+            self._count += 1
+            self.lines[-1] = f"{self._since:6.1f}s {detail} (x{self._count}, last at {elapsed:.1f}s)"
+            return
+        self._last, self._count, self._since = detail, 1, elapsed
+        self.lines.append(f"{elapsed:6.1f}s {detail}")
+
+    def text(self, limit: int = 50) -> str:
+        lines = self.lines if len(self.lines) <= limit else (
+            [*self.lines[:5], "  ...", *self.lines[-(limit - 6):]])
+        return "\n".join(lines)
+
+
+# the same 4xx this many times in a row: the health request itself is wrong, not the app slow
+EARLY_4XX = 3
+WATCH_EVERY = 1.0  # seconds between two looks at whether the colour's process still runs
+
+
+def client_error_hint(status: int, cfg: HealthConfig) -> str:
+    """What a health check that keeps getting ``status`` (a 4xx) means, naming the key to fix."""
+    if status == 404:
+        return (f"the app has no page at health.path = {cfg.path!r}: set health.path to the app's "
+                "health endpoint (e.g. /healthz)")
+    if status == 400:
+        return ("the app refuses the request, typically its Host header (Django's ALLOWED_HOSTS): "
+                f"set health.host to a host the app allows (now {cfg.host or 'unset'})")
+    return (f"health.path = {cfg.path!r} must answer {cfg.status} to a plain GET without "
+            "credentials")
+
+
+def no_answer_hint(detail: str) -> str:
+    """What waiting in vain behind a router means, when nothing of the app answers."""
+    if "HTTP 502" in detail or "HTTP 503" in detail or "Connection" in detail:
+        return ("the router gets no answer from the app: does it listen on the port bgci gives it "
+                "(platform.port, $PORT, or {port} in platform.command)?")
+    return ""
 
 
 @waits_on("app")
@@ -67,32 +134,53 @@ def wait_healthy(
     colour: Colour | None = None,
     deadline: float | None = None,
     series: ProbeSeries | None = None,
+    watch: Callable[[], str] | None = None,
 ) -> Check:
-    """Probe until ``cfg.successes`` in a row pass, or ``deadline`` (default cfg.deadline) passes."""
+    """Probe until ``cfg.successes`` in a row pass, or ``deadline`` (default cfg.deadline) passes.
+
+    Fails early, saying why, when the answer cannot get better by waiting: ``watch`` (called about
+    once a second) says the colour's process exited or restarts in a loop, or the same 4xx came
+    back EARLY_4XX times in a row. A heartbeat line says what is being waited for every few
+    seconds, with the last answer.
+    """
     limit = cfg.deadline if deadline is None else deadline
     series = series if series is not None else ProbeSeries()
     started = time.monotonic()
-    streak, last = 0, ""
-    transcript: list[str] = []
-    with requests.Session() as session:
+    streak, last, same_4xx, watched = 0, "", 0, started
+    transcript = Transcript()
+    target = f"{url}{cfg.path}"
+    with requests.Session() as session, log.waiting(f"{name} at {target}") as progress:
         while True:
             result = probe(session, url, cfg, colour)
             series.probes.append(result)
             elapsed = time.monotonic() - started
-            transcript.append(f"{elapsed:6.1f}s {'ok  ' if result.ok else 'FAIL'} {result.detail}")
+            transcript.add(elapsed, result)
+            progress.update(result.detail)
             streak = streak + 1 if result.ok else 0
+            client_error = not result.ok and 400 <= result.status < 500
+            same_4xx = (same_4xx + 1 if result.detail == last else 1) if client_error else 0
             if result.detail != last:
-                log.debug(f"health {url}{cfg.path}: {result.detail}")
+                log.debug(f"health {target}: {result.detail}")
                 last = result.detail
             if streak >= cfg.successes:
                 return Check(name, "passed", elapsed,
-                             f"{streak} consecutive successes at {url}{cfg.path}",
-                             "\n".join(transcript[-50:]))
+                             f"{streak} consecutive successes at {target}", transcript.text())
+            if same_4xx >= EARLY_4XX:
+                return Check(name, "failed", elapsed,
+                             f"{target} answers {result.detail} ({same_4xx} times in a row): "
+                             f"{client_error_hint(result.status, cfg)}", transcript.text())
+            if watch is not None and time.monotonic() - watched >= WATCH_EVERY:
+                watched = time.monotonic()
+                crashed = watch()
+                if crashed:
+                    return Check(name, "failed", elapsed, f"not healthy at {target}: {crashed}",
+                                 transcript.text())
             if elapsed >= limit:
+                hint = no_answer_hint(result.detail)
                 return Check(
                     name, "failed", elapsed,
-                    f"not healthy after {limit:.0f}s at {url}{cfg.path}: {result.detail}",
-                    "\n".join(transcript[-50:]),
+                    f"not healthy after {limit:.0f}s at {target}: {result.detail}"
+                    + (f"; {hint}" if hint else ""), transcript.text(),
                 )
             time.sleep(cfg.interval)
 

@@ -15,7 +15,6 @@ import signal
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 from bgci.deployment import Deployment
 from bgci.errors import BgciError, CheckFailed
@@ -53,7 +52,8 @@ def run_hook(d: Deployment, name: str, result: StageResult, release: Release,
     env = facts(result)
     where = f"a one-off of {release.short}" if hook.run_in == "green" else "the runner"
     started = time.monotonic()
-    with d.log.group(f"hook {name}: {hook.command} (in {where})"):
+    d.log.debug(f"hook {name}: {hook.command}")
+    with d.log.group(f"hook {name} (in {where})"):
         try:
             if hook.run_in == "green":
                 code, output = d.platform.run_once(release, hook.command, env, hook.timeout)
@@ -61,16 +61,16 @@ def run_hook(d: Deployment, name: str, result: StageResult, release: Release,
                 code, output = on_runner(hook.command, env, hook.timeout, str(d.config.root))
         except BgciError as exc:  # the engine or the release is broken: an error, not a failure
             result.add(Check(f"hook {name}", "error", time.monotonic() - started,
-                             f"{hook.command!r} could not run in {where}: {exc.message}"))
+                             f"hook {name} could not run in {where}: {exc.message}"))
             raise
         d.log.info(output[-3000:])
     seconds = time.monotonic() - started
     check = result.add(Check(f"hook {name}", "passed" if code == 0 else "failed", seconds,
-                             f"{hook.command!r} exited {code} in {where}", output[-OUTPUT_LIMIT:]))
+                             f"hook {name} exited {code} in {where}", output[-OUTPUT_LIMIT:]))
     if not check.ok:
         place = f"a one-off of the new release for {colour}" if hook.run_in == "green" and colour \
             else where
-        raise CheckFailed(f"hook {name} failed in {place}: {hook.command!r} exited {code}",
+        raise CheckFailed(f"hook {name} failed in {place}: it exited {code}",
                           f"its output is in {result.stage}.xml; "
                           + ("live traffic was not changed" if name != "post_switch"
                              else "live traffic already moved and stays where it is"))
@@ -89,7 +89,8 @@ def run_on_failure(d: Deployment, result: StageResult) -> None:
     env = {**facts(result), "BGCI_OUTCOME": result.status, "BGCI_EXIT_CODE": str(result.exit_code),
            "BGCI_MESSAGE": result.message}
     started = time.monotonic()
-    with d.log.group(f"hook on_failure: {hook.command} (on the runner)"):
+    d.log.debug(f"hook on_failure: {hook.command}")
+    with d.log.group("hook on_failure (on the runner)"):
         try:
             code, output = on_runner(hook.command, env, hook.timeout, str(d.config.root))
         except OSError as exc:  # e.g. the config's directory is gone: report it, keep the outcome
@@ -97,63 +98,38 @@ def run_on_failure(d: Deployment, result: StageResult) -> None:
         d.log.info(output[-3000:])
     result.add(Check("hook on_failure", "passed" if code == 0 else "failed",
                      time.monotonic() - started,
-                     f"{hook.command!r} exited {code} after {result.stage} {result.status}",
+                     f"hook on_failure exited {code} after {result.stage} {result.status}",
                      output[-OUTPUT_LIMIT:]))
 
 
 def on_runner(command: str, env: dict[str, str], timeout: float, cwd: str) -> tuple[int, str]:
     """``/bin/sh -c command`` on the runner with ``env`` added: (exit code, stdout + stderr).
 
-    The hook stays in bgci's process group, so a CI that cancels the job stops it too. Its output
-    goes to a file, not a pipe: a background child that keeps the pipe open cannot hang bgci; on
-    timeout the shell and everything it started are killed.
+    The hook runs in a process group of its own: on timeout, or when bgci is interrupted (a CI
+    that cancels the job), the whole group (the shell and everything it started) is killed, on
+    Linux and macOS alike. Its output goes to a file, not a pipe: a background child that keeps
+    the pipe open cannot hang bgci.
     """
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(["/bin/sh", "-c", command], env={**os.environ, **env}, cwd=cwd,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                preexec_fn=os.setpgrp)
         try:
             code = proc.wait(timeout=timeout)
             note = ""
         except subprocess.TimeoutExpired:
-            _kill_tree(proc.pid)
+            _kill_group(proc.pid)
             proc.wait()
             code, note = 124, f"\n(timed out after {timeout:.0f}s)"
         except BaseException:  # interrupted: take the hook down with bgci, then go on stopping
-            _kill_tree(proc.pid)
+            _kill_group(proc.pid)
             proc.wait()
             raise
         out.seek(0)
         return code, out.read().decode("utf-8", "replace") + note
 
 
-def _kill_tree(pid: int) -> None:
-    """SIGKILL ``pid`` and its descendants (found through /proc). All are stopped first, top
-    down, so that none goes on with its script (or starts another) while the others die."""
-    for victim in _tree(pid):
-        _signal(victim, signal.SIGSTOP)
-    for victim in _tree(pid):  # again: the tree as it is now frozen
-        _signal(victim, signal.SIGKILL)
-
-
-def _tree(pid: int) -> list[int]:
-    """``pid`` and its descendants, parents before children."""
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                text = Path(entry.path, "stat").read_text(encoding="utf-8", errors="replace")
-                children.setdefault(int(text[text.rfind(")") + 2:].split()[1]), []).append(
-                    int(entry.name))
-            except (OSError, IndexError, ValueError):
-                continue
-    order, todo = [], [pid]
-    while todo:
-        current = todo.pop(0)
-        order.append(current)
-        todo.extend(children.get(current, []))
-    return order
-
-
-def _signal(pid: int, signum: int) -> None:
+def _kill_group(pgid: int) -> None:
+    """SIGKILL the hook's process group: the shell and all it started."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.kill(pid, signum)
+        os.killpg(pgid, signal.SIGKILL)

@@ -53,6 +53,10 @@ class Platform(Protocol):
     def logs(self, colour: Colour, lines: int = 40) -> str:
         """The last ``lines`` of the colour's output, for failure reports."""
 
+    def failure(self, colour: Colour) -> str:
+        """Why ``colour`` cannot become healthy by waiting ("" while it runs): its process or
+        container exited, or restarts in a loop, with its exit code and its last log lines."""
+
 
 @dataclass(frozen=True)
 class RouterSpec:

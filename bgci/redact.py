@@ -1,27 +1,67 @@
-"""Secrets from the environment never reach a log line, a JUnit file or a JSON report."""
+"""Secrets never reach a log line, a JUnit file, a JSON report or the webhook.
+
+A value counts as a secret when its name says so (``*PASSWORD*``, ``*SECRET*``, ``*TOKEN*``,
+``*_KEY``, ..., or a name listed in ``BGCI_SECRETS``, comma-separated): the environment's
+variables, the app's ``platform.env`` entries, and ``NAME=value`` words or ``--password value``
+options in the commands a user wrote for a shell (hooks).
+"""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+import shlex
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-# Variables whose values count as secrets: by name, plus any listed in BGCI_SECRETS (comma-separated).
-SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|CREDENTIAL|AUTH",
-                         re.IGNORECASE)
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|_PASS$|SECRET|TOKEN|API_?KEY|PRIVATE_?KEY|_KEY$|"
+                         r"CREDENTIAL|AUTH", re.IGNORECASE)
 MASK = "***"
 MIN_LENGTH = 4  # shorter values would mask ordinary words and digits
 
 
+def listed(environ: Mapping[str, str]) -> set[str]:
+    """The names ``BGCI_SECRETS`` adds to the secret ones."""
+    return {n.strip() for n in environ.get("BGCI_SECRETS", "").split(",") if n.strip()}
+
+
+def secret_values(named: Mapping[str, str], extra_names: Iterable[str] = ()) -> set[str]:
+    """The values of ``named`` whose names look secret (or are in ``extra_names``)."""
+    extra = set(extra_names)
+    return {value for name, value in named.items()
+            if (name in extra or SECRET_NAME.search(name)) and len(value) >= MIN_LENGTH}
+
+
+def secrets_in_command(command: str, extra_names: Iterable[str] = ()) -> set[str]:
+    """Secret-looking values in a shell command: ``NAME=value`` words with a secret name, and the
+    value of an option with one (``--password=x``, ``--token x``)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    extra = set(extra_names)
+    found = set()
+    for i, word in enumerate(words):
+        name, sep, value = word.partition("=")
+        option = name.lstrip("-").replace("-", "_")
+        if sep and (option in extra or SECRET_NAME.search(option)):
+            found.add(value)
+        elif word.startswith("-") and not sep and SECRET_NAME.search(option) and i + 1 < len(words):
+            found.add(words[i + 1])
+    return {value for value in found if len(value) >= MIN_LENGTH}
+
+
 class Redactor:
     def __init__(self, environ: Mapping[str, str]) -> None:
-        listed = {n.strip() for n in environ.get("BGCI_SECRETS", "").split(",") if n.strip()}
-        values = {
-            value for name, value in environ.items()
-            if (name in listed or SECRET_NAME.search(name)) and len(value) >= MIN_LENGTH
-        }
+        self.extra_names = listed(environ)
+        self._values: set[str] = set()
+        self._pattern: re.Pattern[str] | None = None
+        self.add(secret_values(environ, self.extra_names))
+
+    def add(self, values: Iterable[str]) -> None:
+        """Mask ``values`` too (from here on)."""
+        self._values |= {v for v in values if len(v) >= MIN_LENGTH}
         # longest first, so a secret containing another is masked whole
-        ordered = sorted(values, key=len, reverse=True)
+        ordered = sorted(self._values, key=len, reverse=True)
         self._pattern = re.compile("|".join(map(re.escape, ordered))) if ordered else None
 
     def text(self, value: str) -> str:

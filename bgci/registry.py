@@ -120,13 +120,13 @@ def _kind(config: Config, key: str, value: str, kinds: list[str]) -> None:
         return
     close = difflib.get_close_matches(value, kinds, n=1, cutoff=0.5)
     guess = f"; did you mean {close[0]!r}?" if close else ""
-    raise ConfigError(f"{config.source}: {key} = {value!r} is not supported{guess} "
+    raise ConfigError(f"{config.origin(key)}: {key} = {value!r} is not supported{guess} "
                       f"(supported: {', '.join(kinds)})")
 
 
 def _attach_keys(config: Config, kind: RouterKind) -> None:
     """The attach keys of router.kind when managed = false, and no key another kind uses."""
-    src, router = config.source, config.router
+    router = config.router
     allowed = set() if router.managed else {*kind.attach, *kind.attach_optional}
     mode = "managed = true" if router.managed else "managed = false"
     every = sorted({key for k in ROUTERS.values() for key in (*k.attach, *k.attach_optional)})
@@ -134,8 +134,9 @@ def _attach_keys(config: Config, kind: RouterKind) -> None:
         if getattr(router, key) and key not in allowed:
             users = [k.name for k in ROUTERS.values() if key in (*k.attach, *k.attach_optional)]
             raise ConfigError(
-                f"{src}: router.{key} is not used with router.kind = {router.kind!r} and {mode}: "
-                f"it attaches bgci to a router you run ({' or '.join(users)}, managed = false)",
+                f"{config.origin('router.' + key)}: router.{key} is not used with router.kind = "
+                f"{router.kind!r} and {mode}: it attaches bgci to a router you run "
+                f"({' or '.join(users)}, managed = false)",
                 f"remove router.{key}" + (f"; with {mode} {router.kind} reads: "
                                            f"{', '.join('router.' + k for k in sorted(allowed))}"
                                            if allowed else ""))
@@ -143,6 +144,7 @@ def _attach_keys(config: Config, kind: RouterKind) -> None:
         for key in kind.attach:
             if not getattr(router, key):
                 raise ConfigError(
-                    f"{src}: router.{key} is required with router.kind = {router.kind!r} and "
-                    "managed = false (bgci attaches to the router you run through it)",
+                    f"{config.origin('router.kind')}: router.{key} is required with "
+                    f"router.kind = {router.kind!r} and managed = false (bgci attaches to the "
+                    "router you run through it)",
                     f"set router.{key}; see docs/routers.md")

@@ -174,15 +174,23 @@ class Config:
     lock: LockConfig = field(default_factory=LockConfig, metadata=meta("[lock]"))
     reports: ReportsConfig = field(default_factory=ReportsConfig, metadata=meta("[reports]"))
     source: str = field(default="(defaults)", metadata=meta("where the config came from"))
+    # dotted key -> where its value came from: "path:line", "environment variable BGCI_...",
+    # "--set key"; keys left at their default are absent
+    origins: dict[str, str] = field(default_factory=dict, metadata=meta("each value's origin"))
     root: Path = field(default_factory=Path.cwd, metadata=meta("directory relative paths start in"))
 
     @property
     def image_repo(self) -> str:
         return self.build.image or self.app
 
+    def origin(self, key: str) -> str:
+        """Where ``key``'s value came from, as an error message starts: ``bgci.toml:12``, the
+        environment variable's name, ``--set key``, or the config file for a default."""
+        return self.origins.get(key) or self.origins.get(key.rpartition(".")[0]) or self.source
+
 
 # Fields that are bookkeeping, not configuration keys.
-INTERNAL = frozenset({"source", "root"})
+INTERNAL = frozenset({"source", "root", "origins"})
 
 
 def split_address(value: str) -> tuple[str, int]:

@@ -128,6 +128,10 @@ class FakePlatform:
     def logs(self, colour: Colour, lines: int = 40) -> str:
         return f"the last lines of {colour}"
 
+    def failure(self, colour: Colour) -> str:
+        found = self.world.instances.get(colour)
+        return "" if found is not None and found.running else f"{colour} exited with code 1"
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"

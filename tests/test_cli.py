@@ -72,3 +72,31 @@ def test_github_outputs_are_written_even_on_failure(tmp_path: Path) -> None:
     assert out.returncode == 3
     assert "report<<ghadelimiter_" in output.read_text()
     assert "verify" in summary.read_text()
+
+
+def test_global_options_after_the_command_are_taken_as_global() -> None:
+    from bgci.cli import hoist_globals
+
+    assert hoist_globals(["status", "--json"]) == ["--json", "status"]
+    assert hoist_globals(["--config", "x.toml", "switch", "--force", "-vv", "--set", "a.b=1"]) == [
+        "--config", "x.toml", "-vv", "--set", "a.b=1", "switch", "--force"]
+    assert hoist_globals(["lock", "status", "--json"]) == ["--json", "lock", "status"]
+    assert hoist_globals(["exec", "blue", "--", "ls", "--json"]) == [
+        "exec", "blue", "--", "ls", "--json"]
+
+
+def test_status_json_after_the_command_in_an_empty_directory_writes_nothing(tmp_path: Path) -> None:
+    out = bgci("status", "--json", cwd=tmp_path)
+    assert out.returncode == 2
+    assert json.loads(out.stdout)["stage"] == "status"
+    assert str(tmp_path / "bgci.toml") in out.stderr
+    assert not (tmp_path / "bgci-reports").exists(), "a read-only look must leave nothing"
+
+
+def test_a_failure_is_a_github_annotation_and_no_colour_without_a_terminal(tmp_path: Path) -> None:
+    (tmp_path / "bgci.toml").write_text('app = "shop"\n[health]\ntimeout = -1\n')
+    out = bgci("status", cwd=tmp_path, env={"GITHUB_ACTIONS": "true"})
+    assert out.returncode == 2
+    assert f"::error file={tmp_path / 'bgci.toml'},line=3,title=bgci::bgci status error (exit 2)" \
+        in out.stderr, out.stderr
+    assert "\x1b[" not in out.stderr + out.stdout

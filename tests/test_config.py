@@ -137,3 +137,62 @@ def test_every_scalar_key_has_an_env_name(tmp_path: Path) -> None:
     keys = scalar_keys()
     assert "router.listen" in keys and "hooks.post_rollback.timeout" in keys
     assert "source" not in keys and "root" not in keys
+
+
+# -- every error names where the wrong value came from --------------------------------------
+def test_a_value_from_the_file_is_named_by_file_and_line(tmp_path: Path) -> None:
+    path = write(tmp_path, 'app = "shop"\n\n[platform]\nkind = "docker"\nport = "eighty"\n')
+    with pytest.raises(ConfigError, match=rf"^{path}:5: platform\.port must be an integer"):
+        load(tmp_path)
+
+
+def test_a_value_from_the_environment_is_named_by_its_variable(tmp_path: Path) -> None:
+    write(tmp_path, 'app = "shop"\n')
+    with pytest.raises(ConfigError, match=r"^environment variable BGCI_PLATFORM_PORT: platform\.port "
+                                          r"must be an integer, got 'abc'"):
+        load(tmp_path, {"BGCI_PLATFORM_PORT": "abc"})
+
+
+def test_a_value_from_set_is_named_by_set(tmp_path: Path) -> None:
+    write(tmp_path, 'app = "shop"\n')
+    with pytest.raises(ConfigError, match=r"^--set health\.timeout: health\.timeout must be "
+                                          r"greater than 0"):
+        load(tmp_path, sets=("health.timeout=-1",))
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_number_that_is_not_finite_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    write(tmp_path, f'app = "shop"\n[health]\ntimeout = {value}\n')
+    with pytest.raises(ConfigError, match=r"bgci\.toml:3: health\.timeout must be a finite number"):
+        load(tmp_path)
+
+
+def test_kinds_are_listed_once_as_values(tmp_path: Path) -> None:
+    write(tmp_path, 'app = "shop"\n')
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, sets=("platform.kind=k8s",))
+    assert str(caught.value) == ("--set platform.kind: platform.kind = 'k8s' is not supported "
+                                 "(supported: docker, process, swarm)")
+
+
+def test_a_hook_without_a_command_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, 'app = "shop"\n[hooks.pre_switch]\nrun_in = "green"\n')
+    with pytest.raises(ConfigError, match=r"bgci\.toml:3: \[hooks\.pre_switch\] has no command"):
+        load(tmp_path)
+
+
+def test_one_entry_of_platform_env_from_the_environment_or_set_keeps_the_others(
+        tmp_path: Path) -> None:
+    write(tmp_path, 'app = "shop"\n[platform]\nenv = { DJANGO_ALLOWED_HOSTS = "shop.example", '
+                    'A = "1" }\n')
+    config = load(tmp_path, {"BGCI_PLATFORM_ENV_FEATURE_X": "on"}, ("platform.env.A=2",))
+    assert config.platform.env == {"DJANGO_ALLOWED_HOSTS": "shop.example", "A": "2",
+                                   "FEATURE_X": "on"}
+    assert config.origin("platform.env.A") == "--set platform.env.A"
+
+
+def test_no_config_file_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path)
+    assert str(tmp_path / "bgci.toml") in str(caught.value)
+    assert str(tmp_path / "pyproject.toml") in str(caught.value)

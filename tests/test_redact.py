@@ -44,3 +44,17 @@ def test_secret_printed_by_a_failing_test_command_stays_out_of_every_report(tmp_
     for text in everything:
         assert SECRET not in text
     assert json.loads(proc.stdout)["exit_code"] == 1
+
+
+def test_secret_looking_words_in_a_command_are_found() -> None:
+    from bgci.redact import secrets_in_command
+
+    found = secrets_in_command("DEPLOY_TOKEN=tok-12345 ./notify --password hunter22 --user bob "
+                               "STRIPE_KEY=sk_live_abc --api-key=k-987654 PLAIN=visible")
+    assert found == {"tok-12345", "hunter22", "sk_live_abc", "k-987654"}
+
+
+def test_values_added_later_are_masked_too() -> None:
+    r = Redactor({})
+    r.add({"pw-from-config"})
+    assert r.text("db pw-from-config") == "db ***"

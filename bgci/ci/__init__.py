@@ -36,6 +36,11 @@ class CI(Protocol):
         """Log lines written inside the block appear in a (collapsible) section called title."""
         ...
 
+    def annotate(self, level: str, message: str, file: str = "", line: int = 0) -> None:
+        """Raise ``message`` ("error" or "warning") where the CI shows annotations (GitHub's
+        ``::error``), pointing at ``file`` and ``line`` when known; nothing elsewhere."""
+        ...
+
     def publish(self, result: StageResult, values: Mapping[str, str], report: Path) -> None:
         """Hand the stage's outcome to the CI: step outputs, job summary (where it has them).
 

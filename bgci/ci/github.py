@@ -84,6 +84,16 @@ class GitHubActions:
             sys.stdout.flush()
             print("::endgroup::", file=sys.stderr, flush=True)
 
+    def annotate(self, level: str, message: str, file: str = "", line: int = 0) -> None:
+        """``::error file=F,line=L,title=bgci::message`` (or ``::warning``): GitHub shows it on the
+        run's summary and, with a file and line, on the file in the pull request."""
+        props = [f"file={_property(file)}"] if file else []
+        props += [f"line={line}"] if file and line else []
+        props.append(f"title={_property('bgci')}")
+        sys.stdout.flush()
+        print(f"::{'error' if level == 'error' else 'warning'} {','.join(props)}::"
+              f"{_command_data(fix_surrogates(message))}", file=sys.stderr, flush=True)
+
     def publish(self, result: StageResult, values: Mapping[str, str], report: Path) -> None:
         """Append the step outputs to ``$GITHUB_OUTPUT`` and a summary to
         ``$GITHUB_STEP_SUMMARY`` (each skipped when the variable is unset)."""
@@ -144,6 +154,11 @@ def _cell(text: str) -> str:
 def _command_data(text: str) -> str:
     # The escaping @actions/core applies to workflow command data.
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    # ... and to a workflow command's property values.
+    return _command_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
 def _heredoc(key: str, value: str) -> str:

@@ -56,6 +56,9 @@ class GitLabCI:
         finally:
             _marker(f"section_end:{int(time.time())}:{name}\r\x1b[0K")
 
+    def annotate(self, level: str, message: str, file: str = "", line: int = 0) -> None:
+        """GitLab has no annotations in a job log: the failed JUnit case shows in the MR."""
+
     def publish(self, result: StageResult, values: Mapping[str, str], report: Path) -> None:
         """Nothing beyond the reports: the template declares bgci.env as a dotenv report."""
 

@@ -41,5 +41,8 @@ class Local:
         print(f"== {one_line(title)}", file=sys.stderr, flush=True)
         yield
 
+    def annotate(self, level: str, message: str, file: str = "", line: int = 0) -> None:
+        """No annotations: the log line is all there is."""
+
     def publish(self, result: StageResult, values: Mapping[str, str], report: Path) -> None:
         """Nothing to publish: the reports dir is the output."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import posixpath
 from collections.abc import Mapping
 from typing import Any
@@ -74,12 +75,15 @@ class DockerRouterHost:
         ensure_image(self.client, spec.image, "router")
         with engine(f"start the router {spec.name}"):
             old = self._get(spec)
-            if old is not None:
-                old.remove(force=True)
+            # the new router is made (and its files put in) before the old one goes: between the
+            # two, only the removal and the start (the published ports can be bound only once)
+            staged = f"{spec.name}-next"
+            with contextlib.suppress(docker.errors.NotFound):
+                self.client.containers.get(staged).remove(force=True)  # a run killed here before
             container = self.client.containers.create(
                 spec.image,
                 command=spec.command,
-                name=spec.name,
+                name=staged if old is not None else spec.name,
                 labels={**spec.labels, f"{LABEL}.app": self.app, f"{LABEL}.role": "router"},
                 network=self.network,
                 ports={f"{inner}/tcp": outer for inner, outer in spec.ports.items()},
@@ -87,6 +91,9 @@ class DockerRouterHost:
                 detach=True,
             )
             container.put_archive("/", tar_files(files))
+            if old is not None:
+                old.remove(force=True)
+                container.rename(spec.name)
             try:
                 container.start()
             except docker.errors.APIError as exc:

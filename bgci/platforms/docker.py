@@ -12,6 +12,7 @@ from typing import Any
 import docker
 import docker.errors
 
+from bgci import crash
 from bgci.docker_engine import (
     LABEL,
     EngineReleases,
@@ -25,6 +26,8 @@ from bgci.errors import InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, ColourSpec, Instance, Release
 from bgci.settings import Config
+
+FAILURE_LINES = 15  # of a crashed colour's output, in the failure message
 
 
 class DockerPlatform(EngineReleases):
@@ -128,6 +131,21 @@ class DockerPlatform(EngineReleases):
                  timeout: float) -> tuple[int, str]:
         ensure_bridge(self.client, self.network, self.app)
         return run_one_off(self.client, self.config, self.network, release, command, env, timeout)
+
+    def failure(self, colour: Colour) -> str:
+        name = f"{self.app}-{colour}"
+        with engine(f"inspect {name}"):
+            container = self._container(name)
+            if container is None:
+                return f"container {name} does not exist"
+            state = container.attrs.get("State") or {}
+            restarts = int(container.attrs.get("RestartCount") or 0)
+            if state.get("Status") == "running" and not state.get("Restarting"):
+                return ""  # (a crash loop is "restarting" most of the time: the next look)
+            output = bytes(container.logs(tail=400)).decode("utf-8", "replace")
+        loop = f", restarted {restarts} times and still failing" if restarts else ""
+        return crash.describe(f"container {name} exited with code {state.get('ExitCode')}{loop}",
+                              output, FAILURE_LINES)
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         with engine("read container logs"):

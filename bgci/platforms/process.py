@@ -23,7 +23,7 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from bgci import detached
+from bgci import crash, detached
 from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, ColourSpec, Instance, Release
@@ -33,6 +33,7 @@ from bgci.timings import waits_on
 
 # What a colour inherits from bgci's environment. The rest (CI tokens, registry passwords) stays
 # out of a long-running app, as on docker; the app's own settings come from platform.env.
+FAILURE_LINES = 15  # of a crashed colour's output, in the failure message
 INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 
 
@@ -203,3 +204,16 @@ class ProcessPlatform:
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         return detached.tail(self._dir(colour) / "output.log", lines)
+
+    def failure(self, colour: Colour) -> str:
+        record = detached.read_record(self._dir(colour) / "process.json")
+        if record is None:
+            return f"{colour} has no process"
+        if detached.alive(record):
+            return ""
+        code = detached.exit_code(record)
+        how = f"exited with code {code}" if code is not None and code >= 0 else (
+            f"was killed by signal {-code}" if code is not None else "exited")
+        output = detached.tail(self._dir(colour) / "output.log", 400)
+        return crash.describe(f"{colour}'s process (pid {record.pid}) {how}", output,
+                              FAILURE_LINES)

@@ -211,14 +211,21 @@ def _host_pip() -> list[str] | None:
 
 @waits_on("tooling")
 def _run(argv: list[str], cwd: Path, log: Log, what: str) -> None:
+    """``argv``, its output streamed to the log line by line (a long pip install shows where it
+    is); CheckFailed with its last lines when it fails."""
+    tail: list[str] = []
     try:
-        proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, check=False)
+        with subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              stdin=subprocess.DEVNULL, text=True, errors="replace") as proc:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                if line.strip():
+                    log.info(line.rstrip())
+                    tail = [*tail[-19:], line.rstrip()]
+            code = proc.wait()
     except OSError as exc:
         raise InfraError(f"{what} could not run: {exc}") from exc
-    output = (proc.stdout + proc.stderr).strip()
-    for line in output.splitlines():
-        log.debug(line)
-    if proc.returncode != 0:
-        tail = "\n".join(output.splitlines()[-20:])
-        raise CheckFailed(f"{what} failed (exit {proc.returncode}):\n{tail}",
+    if code != 0:
+        last = "\n".join(tail)
+        raise CheckFailed(f"{what} failed (exit {code}):\n{last}",
                           "PIP_INDEX_URL, PIP_FIND_LINKS and PIP_NO_INDEX from the environment apply")

@@ -25,6 +25,7 @@ import docker
 import docker.errors
 from docker.types import EndpointSpec, RestartPolicy, ServiceMode
 
+from bgci import crash
 from bgci.docker_engine import (
     LABEL,
     EngineReleases,
@@ -38,12 +39,14 @@ from bgci.log import Log
 from bgci.model import COLOURS, Colour, ColourSpec, Instance, Release
 from bgci.settings import Config
 from bgci.swarm_engine import (
+    FAILED_STATES,
     SECOND,
     converge,
     ensure_overlay,
     find_service,
     running_tasks,
     scale_down_and_remove,
+    tasks_of,
 )
 
 CONVERGE_MIN = 60.0  # seconds a service may take to run all its tasks (image pulls included)
@@ -174,6 +177,20 @@ class SwarmPlatform(EngineReleases):
                 return
             log.info(f"{colour}: draining, scaling {service.name} to zero and removing it")
             scale_down_and_remove(self.client, service, max(grace, 1.0) + 30)
+
+    def failure(self, colour: Colour) -> str:
+        with engine(f"inspect service {self.app}-{colour}"):
+            service = self._colour_service(colour)
+            if service is None:
+                return f"service {self.app}-{colour} does not exist"
+            failed = [t for t in tasks_of(self.client, service)
+                      if t["Status"].get("State") in FAILED_STATES]
+        if len(failed) < 2:  # one failed task may be a node's hiccup: Swarm starts another
+            return ""
+        errors = sorted({str(t["Status"].get("Err") or t["Status"].get("Message") or "?")
+                         for t in failed})
+        return crash.describe(f"{len(failed)} tasks of service {self.app}-{colour} failed "
+                              f"({'; '.join(errors)[:300]})", self.logs(colour, 400), 15)
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         with engine("read service logs"):

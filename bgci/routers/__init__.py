@@ -111,7 +111,7 @@ def running_as_configured(host: RouterHost, spec: RouterSpec) -> bool:
             f"{'; '.join(found)}. Applying them needs a new router, which would cut live "
             "traffic, so no stage does it on the side; nothing was changed",
             "`bgci router reboot` applies them now (live traffic is cut while the router "
-            "restarts, about a second); or put the old settings back in the config")
+            "restarts: a second or two); or put the old settings back in the config")
     return True
 
 
@@ -154,7 +154,7 @@ class RouterBase:
             raise Refused(f"router.managed = false: bgci never restarts {self.spec.name}",
                           "restart your router yourself; bgci's part of it is kept in its files")
         self._take_backends(backends)
-        self.host.stop(self.spec, log)
+        # the host's start replaces whatever router runs under this app's router name
         self._start(live or self._saved_live(), log)
 
     def changes(self) -> list[str]:

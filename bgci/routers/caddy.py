@@ -367,12 +367,14 @@ def _check(config: Config) -> None:
     router = config.router
     if not router.client_keepalive:
         raise ConfigError(
-            f"{config.source}: router.client_keepalive is only for router.kind = \"nginx\": Caddy "
+            f"{config.origin('router.client_keepalive')}: router.client_keepalive is only for "
+            "router.kind = \"nginx\": Caddy "
             "replaces its listening sockets at every change, so new connections are reset as "
             "well: turning keep-alive off does not help", "remove it")
     url = router.admin_url
     if url and not url.startswith(("http://", "unix/")):
-        raise ConfigError(f"{config.source}: router.admin_url = {url!r} must be an http:// URL or "
+        raise ConfigError(f"{config.origin('router.admin_url')}: router.admin_url = {url!r} must "
+                          "be an http:// URL or "
                           "unix//path/to/admin.sock", "e.g. http://127.0.0.1:2019")
 
 

@@ -194,7 +194,7 @@ class HAProxyRouter(RouterBase):
         if code != 0:
             raise InfraError(
                 f"{self.where} did not answer (exit {code}): {out.strip()[:300]}",
-                "is the router running? `bgci status` shows it; nothing was changed"
+                "is the router running (after `bgci down`: `bgci up`)? nothing was changed"
                 if self.host.managed else
                 "is HAProxy running with that stats socket at level admin? nothing was changed")
         return out
@@ -303,7 +303,7 @@ class HAProxyRouter(RouterBase):
                 "idle keep-alive connections under their clients while reloading; nothing was "
                 "changed", "`bgci router reboot` restarts it with bgci's current configuration, "
                 "which reloads without dropping a connection (the reboot itself cuts live traffic "
-                "for about a second)")
+                "for a second or two)")
         self.host.write(self.spec, self._files(live, addresses))
         self.host.signal(self.spec, "USR2")
         self._wait_reloaded(addresses)
@@ -421,7 +421,8 @@ class HAProxyRouter(RouterBase):
 
 def _check(config: Config) -> None:
     if not config.router.client_keepalive:
-        raise ConfigError(f"{config.source}: router.client_keepalive is only for router.kind = "
+        raise ConfigError(f"{config.origin('router.client_keepalive')}: router.client_keepalive is only for "
+                          "router.kind = "
                           "\"nginx\": HAProxy switches without a reload and closes no connection",
                           "remove it")
 

@@ -270,7 +270,7 @@ class TraefikRouter(RouterBase):
                 raise InfraError(
                     f"Traefik ({self.spec.name}) did not apply {self.dynamic} within "
                     f"{APPLY_TIMEOUT:.0f}s: {why}",
-                    "is the router running? `bgci status` shows it; its log is beside its files",
+                    "is the router running? its log is beside its files",
                 )
             time.sleep(0.05)
 
@@ -395,11 +395,13 @@ class TraefikRouter(RouterBase):
 def _check(config: Config) -> None:
     router = config.router
     if not router.client_keepalive:
-        raise ConfigError(f"{config.source}: router.client_keepalive is only for router.kind = "
+        raise ConfigError(f"{config.origin('router.client_keepalive')}: router.client_keepalive is only for "
+                          "router.kind = "
                           "\"nginx\": Traefik switches without a reload and closes no connection",
                           "remove it")
     if router.admin_url and not router.admin_url.startswith("http://"):
-        raise ConfigError(f"{config.source}: router.admin_url = {router.admin_url!r} must be an "
+        raise ConfigError(f"{config.origin('router.admin_url')}: router.admin_url = {router.admin_url!r} "
+                          "must be an "
                           "http:// URL", "e.g. http://127.0.0.1:2019")
 
 

@@ -44,7 +44,8 @@ def health_check(d: Deployment, colour: Colour, name: str, *, deadline: float | 
                  live: bool = False) -> Check:
     """Health of ``colour`` through the preview address (or the live one when it is live)."""
     url = d.router.live_url if live else d.router.preview_url
-    return wait_healthy(url, d.config.health, d.log, name=name, colour=colour, deadline=deadline)
+    return wait_healthy(url, d.config.health, d.log, name=name, colour=colour, deadline=deadline,
+                        watch=lambda: d.platform.failure(colour))
 
 
 @waits_on("app")

@@ -19,7 +19,7 @@ def deploy_green(d: Deployment, result: StageResult, image: str,
     result.set_release(release)
     with d.locked():
         checkpoint("deploy-green:locked")
-        state, view = reconcile(d, result)
+        state, view = reconcile(d, result, first_deploy=True)
         idle = view.idle
         result.colour = idle
         reason = state.quarantined.get(release.digest)

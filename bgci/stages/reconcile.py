@@ -23,15 +23,22 @@ from bgci.model import Colour, Instance, Observation, StageResult, State, other
 from bgci.stages.common import View, health_check, history
 
 
-def reconcile(d: Deployment, result: StageResult) -> tuple[State, View]:
+def reconcile(d: Deployment, result: StageResult, *, first_deploy: bool = False
+              ) -> tuple[State, View]:
     """Heal drift from the recorded state; the caller holds the deploy lock.
 
     Returns the state (as healed, written back when anything changed) and the target as it is now.
-    Refused (exit 4) after ``bgci down``, or when the router runs with other settings than the
-    config asks for (applying them would cut live traffic: ``bgci router reboot``).
+    Refused (exit 4) after ``bgci down``, when nothing was ever deployed (unless this is the
+    ``first_deploy``: a stage about a deployment starts nothing for an app that has none), or
+    when the router runs with other settings than the config asks for (applying them would cut
+    live traffic: ``bgci router reboot``).
     """
     state = d.store.read()
     result.live_url, result.preview_url = d.router.live_url, d.router.preview_url
+    if not first_deploy and state.live is None and not any(
+            record.release for record in state.colours.values()) and not state.history:
+        raise Refused(f"nothing is deployed for {d.config.app} yet",
+                      "run `bgci deploy-green` first (nothing was started or changed)")
     if state.down:
         raise Refused(f"{d.config.app} was taken down by `bgci down` ({state.down.get('by', '?')}, "
                       f"{state.down.get('at', '?')}): live traffic is off on purpose, and this "

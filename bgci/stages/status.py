@@ -34,7 +34,7 @@ def status(d: Deployment, result: StageResult, *, history: int = 10) -> StageRes
         routed = router.live()
         router_state = "running"
     except Exception as exc:  # a stopped router is a status to show, not a reason to fail
-        routed, router_state = None, f"not answering: {exc}"
+        routed, router_state = None, f"not answering: {getattr(exc, 'message', exc)}"
     seen = observe(router.live_url, d.config.health)
     live = state.live or routed
     result.live_colour, result.idle_colour = seen.colour, other(live) if live else None
@@ -81,6 +81,10 @@ def status(d: Deployment, result: StageResult, *, history: int = 10) -> StageRes
         "quarantined": state.quarantined,
         "history": state.history[-history:] if history else [],
     }
+    fresh = live is None and not instances and not any(r.release for r in state.colours.values())
+    result.extra["status"]["nothing_deployed"] = fresh
+    if fresh:
+        result.message = "nothing deployed yet: run `bgci deploy-green`"
     problem = _problem(state.down, live, seen.colour, seen.detail)
     result.add(Check("live traffic", "failed" if problem else "passed", 0.0,
                      problem or f"live: {seen.colour or 'nothing yet'}; router {router_state}"))
@@ -107,6 +111,9 @@ def _problem(down: dict[str, str] | None, live: Colour | None, seen: Colour | No
 def render(data: dict[str, Any]) -> str:
     """The status as lines for a human."""
     serving = data["live"] or f"NOTHING ({data.get('serving', '')})"
+    if data.get("nothing_deployed"):
+        return (f"app {data['app']}: nothing deployed yet: run `bgci deploy-green` "
+                f"(live address {data['live_url']}, preview {data['preview_url']})")
     lines = [f"app {data['app']}: live {serving} at {data['live_url']}, "
              f"preview at {data['preview_url']} (router {data['router']})"]
     if data.get("down"):

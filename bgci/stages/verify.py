@@ -28,7 +28,8 @@ def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
         series = ProbeSeries()
         with d.log.group(f"health of {idle} through {url}"):
             check = result.add(failing_logs(d, idle, wait_healthy(
-                url, d.config.health, d.log, name=f"health {idle}", colour=idle, series=series)))
+                url, d.config.health, d.log, name=f"health {idle}", colour=idle, series=series,
+                watch=lambda: d.platform.failure(idle))))
         if check.ok and d.config.verify.smoke:
             path = d.config.root / d.config.verify.smoke
             with d.log.group(f"smoke suite {d.config.verify.smoke} against {url}"):

@@ -52,8 +52,13 @@ class DockerStore:
             raise
 
     def read(self) -> State:
+        """The state (a new one when this app has none yet: nothing is created by reading)."""
         with engine("read the deployment state"):
-            raw = read_file(self._state_container(), STATE_PATH)
+            try:
+                container = self.client.containers.get(self.state_name)
+            except docker.errors.NotFound:
+                return State(app=self.app)
+            raw = read_file(container, STATE_PATH)
         if raw is None:
             return State(app=self.app)
         try:

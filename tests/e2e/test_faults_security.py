@@ -147,7 +147,9 @@ def test_haproxy_container_publishes_only_live_and_preview(tmp_path: Path, docke
     from e2e_support import make_project
 
     p = make_project(tmp_path / "project", docker_only)
-    p.run("retire")  # any stage starts the managed router (nothing is deployed: nothing to retire)
+    # deploy-green starts the managed router (a stage about a deployment refuses before there is
+    # one: it starts nothing)
+    p.run("deploy-green", "--image", docker_only.release("v1"))
     client: Any = docker_only.client  # type: ignore[attr-defined]
     router = client.containers.get(f"bgci-{p.app}-router")
     live_port, preview_port = int(p.listen.rsplit(":", 1)[1]), int(p.preview.rsplit(":", 1)[1])

@@ -137,7 +137,17 @@ def test_verify_marks_the_idle_colours_digest_verified(p: Pipeline) -> None:
 
 
 def test_verify_refuses_when_nothing_runs_on_the_idle_colour(p: Pipeline) -> None:
+    p.release("v1")  # blue live, nothing on green
     assert "nothing runs on the idle colour" in p.refused("verify", verify)
+
+
+def test_a_stage_about_a_deployment_starts_nothing_for_an_app_that_has_none(
+        p: Pipeline) -> None:
+    p.world.router_running = False
+    for name, stage in (("verify", verify), ("switch", switch), ("rollback", rollback),
+                        ("retire", retire)):
+        assert "nothing is deployed" in p.refused(name, stage)
+    assert p.world.router_starts == 0 and not p.world.starts
 
 
 def test_verify_fails_an_unhealthy_candidate_and_keeps_it_unverified(p: Pipeline) -> None:
@@ -187,7 +197,11 @@ def test_switch_refuses_an_unhealthy_candidate(p: Pipeline) -> None:
     assert p.world.live == "blue"
 
 
-def test_switch_refuses_when_nothing_was_deployed(p: Pipeline) -> None:
+def test_switch_refuses_when_nothing_is_deployed_on_the_idle_colour(p: Pipeline) -> None:
+    p.release("v1")
+    assert "already live" in p.switch().message  # nothing new to switch to: nothing to do
+    del p.world.instances["blue"]  # the live colour is gone, and nothing was deployed since
+    p.world.images.pop("v1")
     assert "no deployed colour" in p.refused("switch", switch)
 
 
