@@ -332,9 +332,14 @@ def _check_values(config: Config) -> None:
         if declared and not getattr(config.hooks, name).command:
             raise ConfigError(f"{at(declared[0])}: [hooks.{name}] has no command: the hook "
                               "would do nothing", f"set hooks.{name}.command, or remove the table")
-    if config.verify.against_blue and not config.verify.smoke:
+    if config.verify.smoke and config.verify.smoke_command:
+        raise ConfigError(f"{at('verify.smoke_command')}: verify.smoke and verify.smoke_command "
+                          f"are both set ({at('verify.smoke')}): one suite runs, which?",
+                          "keep smoke_command to run the suite in the project's environment, or "
+                          "smoke to run it with bgci's pytest")
+    if config.verify.against_blue and not (config.verify.smoke or config.verify.smoke_command):
         raise ConfigError(f"{at('verify.against_blue')}: verify.against_blue = true needs "
-                          "verify.smoke (the suite to run)",
+                          "verify.smoke or verify.smoke_command (the suite to run)",
                           "set verify.smoke to your pytest smoke suite, e.g. smoke = \"smoke\"")
     for key in ("router.listen", "router.preview"):
         _address(at(key), key, _get(config, key))

@@ -9,13 +9,9 @@ stage's exit code.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
-import subprocess
-import tempfile
 import time
 
+from bgci.commands import on_runner
 from bgci.deployment import Deployment
 from bgci.errors import BgciError, CheckFailed
 from bgci.model import Check, Colour, Release, StageResult
@@ -100,36 +96,3 @@ def run_on_failure(d: Deployment, result: StageResult) -> None:
                      time.monotonic() - started,
                      f"hook on_failure exited {code} after {result.stage} {result.status}",
                      output[-OUTPUT_LIMIT:]))
-
-
-def on_runner(command: str, env: dict[str, str], timeout: float, cwd: str) -> tuple[int, str]:
-    """``/bin/sh -c command`` on the runner with ``env`` added: (exit code, stdout + stderr).
-
-    The hook runs in a process group of its own: on timeout, or when bgci is interrupted (a CI
-    that cancels the job), the whole group (the shell and everything it started) is killed, on
-    Linux and macOS alike. Its output goes to a file, not a pipe: a background child that keeps
-    the pipe open cannot hang bgci.
-    """
-    with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(["/bin/sh", "-c", command], env={**os.environ, **env}, cwd=cwd,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                preexec_fn=os.setpgrp)
-        try:
-            code = proc.wait(timeout=timeout)
-            note = ""
-        except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
-            proc.wait()
-            code, note = 124, f"\n(timed out after {timeout:.0f}s)"
-        except BaseException:  # interrupted: take the hook down with bgci, then go on stopping
-            _kill_group(proc.pid)
-            proc.wait()
-            raise
-        out.seek(0)
-        return code, out.read().decode("utf-8", "replace") + note
-
-
-def _kill_group(pgid: int) -> None:
-    """SIGKILL the hook's process group: the shell and all it started."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signal.SIGKILL)

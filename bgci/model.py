@@ -290,6 +290,13 @@ class State:
             self.verified.append(digest)
             del self.verified[:-50]
 
+    def unverify(self, digest: str) -> bool:
+        """Forget a verification (its latest verify failed); True when there was one."""
+        if digest in self.verified:
+            self.verified.remove(digest)
+            return True
+        return False
+
     def quarantine(self, digest: str, reason: str) -> None:
         if digest:
             self.quarantined[digest] = reason

@@ -88,7 +88,12 @@ class HealthConfig:
 
 @dataclass
 class VerifyConfig:
-    smoke: str = field(default="", metadata=meta("pytest path run with BGCI_TARGET_URL"))
+    smoke: str = field(default="", metadata=meta(
+        "pytest path, run with bgci's own interpreter and BGCI_TARGET_URL set"))
+    smoke_command: str = field(default="", metadata=meta(
+        "instead of smoke: the project's own command on the runner (e.g. \"tox -e smoke\"), with "
+        "BGCI_TARGET_URL set; the JUnit XML it writes to $BGCI_SMOKE_JUNIT becomes the checks, a "
+        "non-zero exit fails verify"))
     p95_ms: float = field(default=0.0, metadata=meta("latency budget; 0 = off"))
     against_blue: bool = field(default=False, metadata=meta(
         "switch: right after the pre_switch hook (the migration) and before traffic moves, run the "

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from bgci.commands import on_runner
 from bgci.config import load_config
 from bgci.errors import ConfigError
-from bgci.hooks import on_runner
 
 
 def bgci(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -143,7 +143,9 @@ def load(tmp_path: Path, text: str) -> None:
     ('[hooks.on_failure]\nstages = "deploy_green"\n', "did you mean 'deploy-green'"),
     ('[hooks.on_failure]\nstages = "status"\n', "not a stage"),
     ('[hooks.pre_switch]\ncommand = "x"\ntimeout = 0\n', "hooks.pre_switch.timeout"),
-    ("[verify]\nagainst_blue = true\n", "needs verify.smoke"),
+    ("[verify]\nagainst_blue = true\n", "needs verify.smoke or verify.smoke_command"),
+    ('[verify]\nsmoke = "smoke"\nsmoke_command = "tox -e smoke"\n',
+     "verify.smoke and verify.smoke_command are both set"),
 ])
 def test_hook_and_against_blue_keys_are_checked(tmp_path: Path, text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as caught:
@@ -161,3 +163,10 @@ def test_hook_keys_read_from_the_environment(tmp_path: Path) -> None:
     assert config.verify.against_blue is True
     assert load_config(cwd=tmp_path, environ={}).hooks.on_failure.stage_list[:2] == (
         "build", "deploy-green")
+
+
+def test_against_blue_runs_with_a_smoke_command_too(tmp_path: Path) -> None:
+    (tmp_path / "bgci.toml").write_text(
+        'app = "shop"\n[verify]\nagainst_blue = true\nsmoke_command = "tox -e smoke"\n')
+    config = load_config(cwd=tmp_path, environ={})
+    assert (config.verify.against_blue, config.verify.smoke_command) == (True, "tox -e smoke")

@@ -1,4 +1,4 @@
-"""`bgci verify`: health, the pytest smoke suite and the latency budget against the preview."""
+"""`bgci verify`: health, the smoke suite and the latency budget against the preview."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.health import ProbeSeries, p95, probe, wait_healthy
 from bgci.model import Check, Colour, Outcome, Release, StageResult
-from bgci.smoke import run_smoke
+from bgci.smoke import run_suite, suite_name
 from bgci.stages.common import View, failing_logs, history
 from bgci.stages.reconcile import conclude, live_line, reconcile
 
@@ -30,10 +30,9 @@ def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
             check = result.add(failing_logs(d, idle, wait_healthy(
                 url, d.config.health, d.log, name=f"health {idle}", colour=idle, series=series,
                 watch=lambda: d.platform.failure(idle))))
-        if check.ok and d.config.verify.smoke:
-            path = d.config.root / d.config.verify.smoke
-            with d.log.group(f"smoke suite {d.config.verify.smoke} against {url}"):
-                checks, output = run_smoke(path, url)
+        if check.ok and (d.config.verify.smoke or d.config.verify.smoke_command):
+            with d.log.group(f"smoke suite {suite_name(d.config.verify)} against {url}"):
+                checks, output = run_suite(d.config.verify, d.config.root, url)
                 d.log.info(output[-4000:])
             result.checks.extend(checks)
         if check.ok and d.config.verify.p95_ms:
@@ -41,10 +40,14 @@ def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
         failed = [c for c in result.checks if not c.ok]
         if failed:
             names = ", ".join(c.name for c in failed[:5])
+            was_verified = state.unverify(release.digest)
             history(d, state, "verify", f"{idle} failed verification", release, "failed")
             d.store.write(state)
             raise CheckFailed(f"verification of {idle} ({release.short}) failed: {names}",
-                              "details are in verify.xml; the digest stays unverified")
+                              "details are in verify.xml; "
+                              + ("it had passed before, and no longer counts: `bgci switch` "
+                                 "refuses it until verify passes again" if was_verified
+                                 else "the digest stays unverified"))
         state.mark_verified(release.digest)
         history(d, state, "verify", f"{idle} verified", release)
         d.store.write(state)
@@ -75,7 +78,6 @@ def smoke_after_pre_switch(d: Deployment, result: StageResult, target: Colour,
     and before any traffic moves: against the live colour through the live address (the old
     release on the new schema), then against ``target`` through the preview (the new release on
     it). Each test is one check; any failure raises CheckFailed, so the switch does not happen."""
-    path = d.config.root / d.config.verify.smoke
     runs: list[tuple[Colour, str, str]] = [(target, "new", d.router.preview_url)]
     if live is not None:
         runs.insert(0, (live, "live", d.router.live_url))
@@ -84,8 +86,9 @@ def smoke_after_pre_switch(d: Deployment, result: StageResult, target: Colour,
                          "nothing is live yet: no old release to check on the new schema"))
     failed: list[str] = []
     for colour, role, url in runs:
-        with d.log.group(f"smoke suite {d.config.verify.smoke} against {colour} ({role}) at {url}"):
-            checks, output = run_smoke(path, url)
+        with d.log.group(f"smoke suite {suite_name(d.config.verify)} against {colour} ({role}) "
+                         f"at {url}"):
+            checks, output = run_suite(d.config.verify, d.config.root, url)
             d.log.info(output[-4000:])
         for check in checks:
             check.name = f"after pre_switch, {colour} ({role}): {check.name}"

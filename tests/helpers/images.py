@@ -38,7 +38,7 @@ SCHEMA: dict[str, Any] = {
     "router": {"kind": _STR, "listen": _STR, "preview": _STR, "managed": _BOOL, "image": _STR},
     "health": {"path": _STR, "status": _INT, "contains": _STR, "host": _STR, "timeout": _NUM,
                "interval": _NUM, "deadline": _NUM, "successes": _INT},
-    "verify": {"smoke": _STR, "p95_ms": _NUM, "against_blue": _BOOL},
+    "verify": {"smoke": _STR, "smoke_command": _STR, "p95_ms": _NUM, "against_blue": _BOOL},
     "switch": {"drain": _NUM, "bake": _NUM, "max_error_rate": _NUM, "retire_after": _NUM,
                "confirm_requests": _INT},
     "hooks": {**{name: _HOOK for name in

@@ -68,6 +68,14 @@ def test_quarantine_revokes_verification() -> None:
     assert not state.is_verified("sha256:x")
 
 
+def test_a_failed_verify_revokes_an_earlier_pass() -> None:
+    state = State("shop")
+    state.mark_verified("sha256:x")
+    assert state.unverify("sha256:x") is True
+    assert not state.is_verified("sha256:x")
+    assert state.unverify("sha256:x") is False  # nothing left to revoke
+
+
 def test_garbage_state_reads_as_empty() -> None:
     state = State.from_dict("shop", {"colours": "nonsense", "candidate": "purple", "history": [1]})
     assert state.candidate is None and state.history == []
