@@ -1,71 +1,21 @@
-"""The click CLI: parses options and hands each command to ``bgci.app``, which runs the stage,
-writes its reports and returns its exit code.
-
-Heavy imports (docker, requests, junit-xml) happen inside commands so `bgci --help` stays fast.
-"""
+"""The pipeline's commands: each runs one stage (``deploy`` four) and leaves its reports."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING
 
 import click
 
-from bgci import __version__
-from bgci.errors import EXIT_CODES
+from bgci.cli.common import EPILOG, digest_option, dry_run_option, lock_wait_option, run
 
 if TYPE_CHECKING:
     from bgci.app import Options, Stage
     from bgci.deployment import Deployment
     from bgci.model import StageResult
 
-# "\b" keeps click from re-wrapping the table
-EPILOG = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
-CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
-
-@click.group(context_settings=CONTEXT, epilog=EPILOG)
-@click.option("--config", envvar="BGCI_CONFIG", metavar="PATH",
-              help="Config file (default: bgci.toml, else [tool.bgci] in pyproject.toml).")
-@click.option("--reports", envvar="BGCI_REPORTS", metavar="DIR",
-              help="Reports directory (default: reports.dir, i.e. bgci-reports).")
-@click.option("--json", "as_json", is_flag=True, envvar="BGCI_JSON",
-              help="Print the stage result as JSON on stdout.")
-@click.option("--debug", is_flag=True, envvar="BGCI_DEBUG", help="Show tracebacks.")
-@click.option("-v", "--verbose", count=True, help="More output (-v shows build and probe lines).")
-@click.option("-q", "--quiet", count=True, help="Less output.")
-@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
-              help="Override a config key, e.g. --set router.listen=0.0.0.0:80 (repeatable).")
-@click.version_option(__version__, prog_name="bgci")
-@click.pass_context
-def cli(ctx: click.Context, config: str | None, reports: str | None, as_json: bool, debug: bool,
-        verbose: int, quiet: int, overrides: tuple[str, ...]) -> None:
-    """bgci: blue-green, zero-downtime deployment of Python web apps from CI.
-
-    Each stage is one command; run them in order, in one job or in separate jobs:
-    build -> deploy-green -> verify -> switch (and rollback, retire, status, down, up).
-    Every option also reads BGCI_<NAME> from the environment, e.g. BGCI_CONFIG.
-    """
-    from bgci.app import Options
-
-    ctx.obj = Options(config, reports, as_json, debug, verbose - quiet, overrides)
-
-
-def lock_wait_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--lock-wait", type=float, default=60.0, show_default=True,
-                        envvar="BGCI_LOCK_WAIT", metavar="SECONDS",
-                        help="How long to wait for another pipeline's deploy lock.")(f)
-
-
-def run(opts: Options, stage: str, body: Stage, lock_wait: float = 60.0) -> NoReturn:
-    """Run one stage through the application service and exit with its code."""
-    from bgci.app import run_stage
-
-    sys.exit(run_stage(opts, stage, body, lock_wait))
-
-
-@cli.command(epilog=EPILOG)
+@click.command(epilog=EPILOG)
 @click.option("--tag", envvar="BGCI_TAG", help="Image tag (default: the git SHA).")
 @click.pass_obj
 def build(opts: Options, tag: str | None) -> None:
@@ -75,7 +25,7 @@ def build(opts: Options, tag: str | None) -> None:
     run(opts, "build", lambda d, r: stage(d, r, tag))
 
 
-@cli.command("deploy-green", epilog=EPILOG)
+@click.command("deploy-green", epilog=EPILOG)
 @click.option("--image", envvar="BGCI_IMAGE", metavar="REF",
               help="Image to deploy (default: BGCI_IMAGE, else the last build in the reports dir).")
 @click.option("--allow-quarantined", is_flag=True, envvar="BGCI_ALLOW_QUARANTINED",
@@ -94,13 +44,7 @@ def deploy_green(opts: Options, image: str | None, allow_quarantined: bool,
     run(opts, "deploy-green", body, lock_wait)
 
 
-def digest_option(f: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option("--digest", envvar="BGCI_DIGEST", default="", metavar="DIGEST",
-                        help="The release this pipeline deployed (default: BGCI_DIGEST, as "
-                             "bgci.env passes it on): refuse if the idle colour runs another.")(f)
-
-
-@cli.command(epilog=EPILOG)
+@click.command(epilog=EPILOG)
 @digest_option
 @lock_wait_option
 @click.pass_obj
@@ -111,11 +55,10 @@ def verify(opts: Options, digest: str, lock_wait: float) -> None:
     run(opts, "verify", lambda d, r: stage(d, r, digest), lock_wait)
 
 
-@cli.command(epilog=EPILOG)
+@click.command(epilog=EPILOG)
 @click.option("--force", is_flag=True, envvar="BGCI_FORCE",
               help="Switch even if the idle colour is not verified.")
-@click.option("--dry-run", is_flag=True, envvar="BGCI_DRY_RUN",
-              help="Print what would change and change nothing.")
+@dry_run_option
 @digest_option
 @lock_wait_option
 @click.pass_obj
@@ -127,9 +70,8 @@ def switch(opts: Options, force: bool, dry_run: bool, digest: str, lock_wait: fl
         lock_wait)
 
 
-@cli.command(epilog=EPILOG)
-@click.option("--dry-run", is_flag=True, envvar="BGCI_DRY_RUN",
-              help="Print what would change and change nothing.")
+@click.command(epilog=EPILOG)
+@dry_run_option
 @lock_wait_option
 @click.pass_obj
 def rollback(opts: Options, dry_run: bool, lock_wait: float) -> None:
@@ -139,7 +81,7 @@ def rollback(opts: Options, dry_run: bool, lock_wait: float) -> None:
     run(opts, "rollback", lambda d, r: stage(d, r, dry_run=dry_run), lock_wait)
 
 
-@cli.command(epilog=EPILOG)
+@click.command(epilog=EPILOG)
 @click.option("--history", "entries", type=int, default=10, show_default=True,
               envvar="BGCI_HISTORY", help="History entries to show.")
 @click.pass_obj
@@ -150,7 +92,7 @@ def status(opts: Options, entries: int) -> None:
     run(opts, "status", lambda d, r: stage(d, r, history=entries))
 
 
-@cli.command(epilog=EPILOG)
+@click.command(epilog=EPILOG)
 @click.option("--force", is_flag=True, envvar="BGCI_FORCE",
               help="Retire even before switch.retire_after, or the last rollback target.")
 @lock_wait_option
@@ -162,7 +104,7 @@ def retire(opts: Options, force: bool, lock_wait: float) -> None:
     run(opts, "retire", lambda d, r: stage(d, r, force=force), lock_wait)
 
 
-@cli.command(epilog=EPILOG)
+@click.command(epilog=EPILOG)
 @lock_wait_option
 @click.pass_obj
 def down(opts: Options, lock_wait: float) -> None:
@@ -173,7 +115,7 @@ def down(opts: Options, lock_wait: float) -> None:
     run(opts, "down", stage, lock_wait)
 
 
-@cli.command(epilog=EPILOG)
+@click.command(epilog=EPILOG)
 @lock_wait_option
 @click.pass_obj
 def up(opts: Options, lock_wait: float) -> None:
@@ -184,7 +126,7 @@ def up(opts: Options, lock_wait: float) -> None:
     run(opts, "up", stage, lock_wait)
 
 
-@cli.command(epilog=EPILOG)
+@click.command(epilog=EPILOG)
 @click.option("--tag", envvar="BGCI_TAG", help="Image tag (default: the git SHA).")
 @lock_wait_option
 @click.pass_obj
@@ -212,7 +154,7 @@ def deploy(opts: Options, tag: str | None, lock_wait: float) -> None:
     sys.exit(run_stages(opts, steps, lock_wait))
 
 
-@cli.group()
+@click.group()
 def router() -> None:
     """Changes to the router that no stage makes on the side (they cut live traffic)."""
 
@@ -229,7 +171,7 @@ def router_reboot(opts: Options, lock_wait: float) -> None:
     run(opts, "router", stage, lock_wait)
 
 
-@cli.group()
+@click.group()
 def lock() -> None:
     """Inspect or release the deploy lock (for operators)."""
 
@@ -250,50 +192,3 @@ def lock_release(opts: Options) -> None:
     from bgci.stages.lock import lock_release as stage
 
     run(opts, "lock", stage)
-
-
-# the group's options, which may also be written after the command (`bgci status --json`)
-_GLOBAL_FLAGS = ("--json", "--debug", "--verbose", "--quiet")
-_GLOBAL_VALUES = ("--config", "--reports", "--set")
-
-
-def hoist_globals(args: list[str]) -> list[str]:
-    """``args`` with the global options that follow the command moved before it, where click
-    reads them: ``bgci status --json`` is ``bgci --json status`` (as README and SPEC write both).
-    Nothing after a ``--`` is touched."""
-    command = None
-    i = 0
-    while i < len(args):  # the command: the first word that is neither an option nor its value
-        if args[i] in _GLOBAL_VALUES:
-            i += 2
-            continue
-        if not args[i].startswith("-"):
-            command = i
-            break
-        i += 1
-    if command is None:
-        return args
-    moved: list[str] = []
-    rest: list[str] = []
-    i = command + 1
-    while i < len(args):
-        word = args[i]
-        if word == "--":
-            rest += args[i:]
-            break
-        if word in _GLOBAL_FLAGS or (len(word) > 1 and word[0] == "-" and word[1] != "-"
-                                     and set(word[1:]) <= {"v", "q"}):
-            moved.append(word)
-        elif word in _GLOBAL_VALUES and i + 1 < len(args):
-            moved += args[i:i + 2]
-            i += 1
-        elif word.split("=", 1)[0] in _GLOBAL_VALUES and "=" in word:
-            moved.append(word)
-        else:
-            rest.append(word)
-        i += 1
-    return [*args[:command], *moved, args[command], *rest]
-
-
-def main() -> None:
-    cli(args=hoist_globals(sys.argv[1:]), prog_name="bgci")

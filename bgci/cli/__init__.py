@@ -1,0 +1,102 @@
+"""The click CLI: parses options and hands each command to ``bgci.app``, which runs the stage,
+writes its reports and returns its exit code.
+
+Heavy imports (docker, requests, junit-xml) happen inside commands so `bgci --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from bgci import __version__
+from bgci.cli import pipeline
+from bgci.cli.common import CONTEXT, EPILOG
+
+
+class _InOrder(click.Group):
+    """Lists the commands in the order a pipeline runs them, then the operator's tools."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)
+
+
+@click.group(cls=_InOrder, context_settings=CONTEXT, epilog=EPILOG)
+@click.option("--config", envvar="BGCI_CONFIG", metavar="PATH",
+              help="Config file (default: bgci.toml, else [tool.bgci] in pyproject.toml).")
+@click.option("--reports", envvar="BGCI_REPORTS", metavar="DIR",
+              help="Reports directory (default: reports.dir, i.e. bgci-reports).")
+@click.option("--json", "as_json", is_flag=True, envvar="BGCI_JSON",
+              help="Print the stage result as JSON on stdout.")
+@click.option("--debug", is_flag=True, envvar="BGCI_DEBUG", help="Show tracebacks.")
+@click.option("-v", "--verbose", count=True, help="More output (-v shows build and probe lines).")
+@click.option("-q", "--quiet", count=True, help="Less output.")
+@click.option("--set", "overrides", multiple=True, metavar="SECTION.KEY=VALUE",
+              help="Override a config key, e.g. --set router.listen=0.0.0.0:80 (repeatable).")
+@click.version_option(__version__, prog_name="bgci")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None, reports: str | None, as_json: bool, debug: bool,
+        verbose: int, quiet: int, overrides: tuple[str, ...]) -> None:
+    """bgci: blue-green, zero-downtime deployment of Python web apps from CI.
+
+    Each stage is one command; run them in order, in one job or in separate jobs:
+    build -> deploy-green -> verify -> switch (and rollback, retire, status, down, up).
+    Every option also reads BGCI_<NAME> from the environment, e.g. BGCI_CONFIG.
+    """
+    from bgci.app import Options
+
+    ctx.obj = Options(config, reports, as_json, debug, verbose - quiet, overrides)
+
+
+for _command in (pipeline.build, pipeline.deploy_green, pipeline.verify, pipeline.switch,
+                 pipeline.rollback, pipeline.retire, pipeline.deploy, pipeline.status,
+                 pipeline.down, pipeline.up, pipeline.router, pipeline.lock):
+    cli.add_command(_command)
+
+
+# the group's options, which may also be written after the command (`bgci status --json`)
+_GLOBAL_FLAGS = ("--json", "--debug", "--verbose", "--quiet")
+_GLOBAL_VALUES = ("--config", "--reports", "--set")
+
+
+def hoist_globals(args: list[str]) -> list[str]:
+    """``args`` with the global options that follow the command moved before it, where click
+    reads them: ``bgci status --json`` is ``bgci --json status`` (as README and SPEC write both).
+    Nothing after a ``--`` is touched."""
+    command = None
+    i = 0
+    while i < len(args):  # the command: the first word that is neither an option nor its value
+        if args[i] in _GLOBAL_VALUES:
+            i += 2
+            continue
+        if not args[i].startswith("-"):
+            command = i
+            break
+        i += 1
+    if command is None:
+        return args
+    moved: list[str] = []
+    rest: list[str] = []
+    i = command + 1
+    while i < len(args):
+        word = args[i]
+        if word == "--":
+            rest += args[i:]
+            break
+        if word in _GLOBAL_FLAGS or (len(word) > 1 and word[0] == "-" and word[1] != "-"
+                                     and set(word[1:]) <= {"v", "q"}):
+            moved.append(word)
+        elif word in _GLOBAL_VALUES and i + 1 < len(args):
+            moved += args[i:i + 2]
+            i += 1
+        elif word.split("=", 1)[0] in _GLOBAL_VALUES and "=" in word:
+            moved.append(word)
+        else:
+            rest.append(word)
+        i += 1
+    return [*args[:command], *moved, args[command], *rest]
+
+
+def main() -> None:
+    cli(args=hoist_globals(sys.argv[1:]), prog_name="bgci")
