@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bgci.log import Log
-from bgci.model import Colour, ColourSpec, Instance, Release, State, iso
+from bgci.model import Colour, ColourSpec, Instance, Release, iso
+from bgci.record import State
 from bgci.settings import Config
 
 

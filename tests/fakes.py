@@ -21,8 +21,9 @@ from bgci.config import load_config
 from bgci.deployment import Deployment, Identity
 from bgci.errors import ConfigError, InfraError, Refused
 from bgci.log import Log, StderrLog
-from bgci.model import Colour, ColourSpec, Instance, Release, State, other
+from bgci.model import Colour, ColourSpec, Instance, Release, other
 from bgci.ports import LockInfo
+from bgci.record import State
 from bgci.registry import Site
 
 

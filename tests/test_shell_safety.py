@@ -32,7 +32,7 @@ SHELLS = {"sh", "/bin/sh", "bash", "/bin/bash"}
 # `sh -c SCRIPT` where SCRIPT is a command the user wrote to be run by a shell (the config says
 # so). file (relative to bgci/) and the script's source -> what it is.
 USER_SHELL_COMMANDS = {
-    ("hooks.py", "command"): "hooks.<name>.command, run on the runner",
+    ("commands.py", "command"): "hooks.<name>.command and verify.smoke_command, run on the runner",
     ("stages/build.py", "command"): "build.test_command",
     ("docker_engine.py", "command"): "a hook with run_in = \"green\" (one-off container)",
     ("platforms/process.py", "command"): "a hook with run_in = \"green\" (the release's venv)",

@@ -9,7 +9,8 @@ import requests
 
 from bgci.deployment import Deployment
 from bgci.health import COLOUR_HEADER, wait_healthy
-from bgci.model import Check, Colour, Instance, Release, State, other
+from bgci.model import Check, Colour, Instance, Release, other
+from bgci.record import State
 from bgci.timings import waits_on
 
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.health import observe
-from bgci.model import Colour, Instance, Observation, StageResult, State, other
+from bgci.model import Colour, Instance, Observation, StageResult, other
+from bgci.record import State
 from bgci.stages.common import View, health_check, history
 
 

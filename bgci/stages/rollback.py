@@ -8,7 +8,8 @@ from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import Check, Intent, StageResult, State
+from bgci.model import Check, StageResult
+from bgci.record import Intent, State
 from bgci.stages.common import confirm, drain, failing_logs, health_check, history
 from bgci.stages.reconcile import conclude, reconcile
 from bgci.timings import mark

@@ -8,7 +8,8 @@ from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import Check, Colour, Intent, StageResult, State, other
+from bgci.model import Check, Colour, StageResult, other
+from bgci.record import Intent, State
 from bgci.stages.common import View, confirm, drain, failing_logs, health_check, history
 from bgci.stages.reconcile import conclude, live_line, reconcile
 from bgci.stages.verify import candidate_release

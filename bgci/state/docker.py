@@ -19,8 +19,8 @@ import docker.errors
 
 from bgci.docker_engine import LABEL, STATE_IMAGE, engine, ensure_state_image, read_file
 from bgci.errors import InfraError
-from bgci.model import State
 from bgci.ports import LockInfo
+from bgci.record import State
 
 STATE_PATH = "/state/state.json"
 

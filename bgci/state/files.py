@@ -17,8 +17,9 @@ from pathlib import Path
 
 from bgci.atomic import write_atomic
 from bgci.errors import InfraError
-from bgci.model import State, iso
+from bgci.model import iso
 from bgci.ports import LockInfo
+from bgci.record import State
 
 
 class FileStore:

@@ -28,8 +28,8 @@ import docker.errors
 
 from bgci.docker_engine import LABEL, engine
 from bgci.errors import InfraError
-from bgci.model import HISTORY_LIMIT, State
 from bgci.ports import LockInfo
+from bgci.record import HISTORY_LIMIT, State
 
 KEEP_GENERATIONS = 3  # older generations are removed after each write
 MAX_CONFIG_BYTES = 480 * 1024  # Swarm refuses configs over 500 KiB

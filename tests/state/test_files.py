@@ -15,8 +15,9 @@ import pytest
 
 from bgci.errors import InfraError, LockHeld
 from bgci.lock import deploy_lock, new_lock
-from bgci.model import Release, State
+from bgci.model import Release
 from bgci.ports import LockInfo
+from bgci.record import State
 from bgci.state.files import FileStore
 
 REPO = Path(__file__).resolve().parents[2]

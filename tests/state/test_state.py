@@ -10,8 +10,9 @@ import pytest
 
 from bgci.errors import LockHeld
 from bgci.lock import deploy_lock, new_lock
-from bgci.model import HISTORY_LIMIT, Release, State
+from bgci.model import Release
 from bgci.ports import LockInfo
+from bgci.record import HISTORY_LIMIT, State
 
 
 class MemoryStore:

@@ -17,7 +17,8 @@ import requests
 
 from bgci.errors import InfraError
 from bgci.lock import deploy_lock, new_lock
-from bgci.model import HISTORY_LIMIT, Release, State
+from bgci.model import Release
+from bgci.record import HISTORY_LIMIT, State
 from bgci.state.swarm import KEEP_GENERATIONS, MAX_CONFIG_BYTES, SwarmStore
 from tests.helpers.race import race
 
