@@ -39,7 +39,6 @@ from bgci.report import write_reports
 from bgci.report.dotenv import env_values
 from bgci.report.jsonfile import to_json
 from bgci.settings import HOOK_NAMES, Config
-from bgci.stages.status import render as render_status
 
 Stage = Callable[[Deployment, StageResult], Any]
 _RED, _RESET = "\x1b[31m", "\x1b[0m"
@@ -125,6 +124,60 @@ def run_stages(opts: Options, steps: list[tuple[str, Stage]], lock_wait: float =
     return code
 
 
+Tool = Callable[[Deployment, Callable[[str], None]], int]
+
+
+def run_tool(opts: Options, name: str, body: Tool) -> int:
+    """Run one of the operator's commands that read or run but deploy nothing (``logs``,
+    ``exec``, ``config``): no lock, no reports, no hooks; what it prints goes to stdout with
+    secrets masked; a bgci error is one line on stderr and its exit code."""
+    ci = detect_ci(os.environ)
+    redactor = Redactor(os.environ)
+    log = StderrLog(opts.verbosity, fold=ci.fold, redact=redactor.text,
+                    annotate=lambda level, message: ci.annotate(level, message))
+    out = _MaskedLines(redactor)
+    deployment: Deployment | None = None
+    try:
+        config = load_config(opts.config, overrides=opts.overrides)
+        redactor.add(config_secrets(config, redactor.extra_names))
+        deployment = Deployment(config, log, Identity(ci.holder(), ci.job_url()))
+        return body(deployment, out.write)
+    except BgciError as exc:
+        out.flush()
+        line = f"bgci {name}: {exc.status} (exit {exc.exit_code}): {redactor.text(str(exc))}"
+        _say(f"{_RED}{line}{_RESET}" if use_colour() else line, err=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        out.flush()
+        if deployment is not None:
+            with contextlib.suppress(Exception):
+                deployment.close()
+
+
+class _MaskedLines:
+    """Text to stdout a line at a time, each line with the secrets masked (a secret split over
+    two chunks of a stream is still one line)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.pending = ""
+
+    def write(self, text: str) -> None:
+        self.pending += text
+        if "\n" in self.pending:
+            done, _, self.pending = self.pending.rpartition("\n")
+            sys.stdout.write(self.redactor.text(done) + "\n")
+            sys.stdout.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            sys.stdout.write(self.redactor.text(self.pending))
+            sys.stdout.flush()
+            self.pending = ""
+
+
 def config_secrets(config: Config, extra_names: set[str]) -> set[str]:
     """Secret-looking values the configuration holds: ``platform.env`` entries with a secret
     name, and ``NAME=value`` / ``--password value`` words in the hooks' commands."""
@@ -202,8 +255,8 @@ def _publish(opts: Options, config: Config | None, result: StageResult, ci: CI, 
                     int(where.group(2)) if where else 0)
     if opts.as_json:
         _say(to_json(result).rstrip("\n"))
-    elif result.stage == "status" and "status" in result.extra:
-        _say(render_status(result.extra["status"]))
+    elif result.display:
+        _say(result.display)
     elif result.exit_code == 0:
         _say(f"bgci {result.stage}: {result.message or _summary(result)}")
 

@@ -9,12 +9,13 @@ Linux only (``/proc``), like the rest of the process platform.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import json
 import os
 import signal
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,54 @@ def tail(path: Path, lines: int) -> str:
     except OSError:
         return ""
     return "\n".join(data.decode("utf-8", "replace").splitlines()[-lines:])
+
+
+def follow(path: Path, *, tail: int | None, keep_going: Callable[[], bool],
+           poll: float = 0.25) -> Iterator[str]:
+    """A log file's text: its last ``tail`` lines (None: all of it), then, while
+    ``keep_going()``, what is appended to it, and to the file that replaces it (a new start)."""
+    start = _offset_of_last_lines(path, tail)
+    while True:
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:
+            return
+        with handle:
+            handle.seek(start)
+            inode = os.fstat(handle.fileno()).st_ino
+            decoder = codecs.getincrementaldecoder("utf-8")("replace")
+            while True:
+                data = handle.read(65536)
+                if data:
+                    yield decoder.decode(data)
+                    continue
+                if not keep_going():
+                    return
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_ino != inode:
+                        break  # replaced by a new start: read the new file from its beginning
+                time.sleep(poll)
+        start = 0
+
+
+def _offset_of_last_lines(path: Path, lines: int | None, window: int = 4 * 1024 * 1024) -> int:
+    """Where the last ``lines`` lines of ``path`` start (0: all of it, or no such file)."""
+    if lines is None:
+        return 0
+    try:
+        with path.open("rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            begin = max(0, size - window)
+            handle.seek(begin)
+            data = handle.read()
+    except OSError:
+        return 0
+    if lines <= 0:
+        return size
+    body = data[:-1] if data.endswith(b"\n") else data
+    at = len(body)
+    for _ in range(lines):
+        at = body.rfind(b"\n", 0, at)
+        if at < 0:
+            return begin
+    return begin + at + 1

@@ -7,13 +7,16 @@ imports another): what one of them does with the engine that another does too li
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import io
 import json
 import os
 import posixpath
 import tarfile
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
@@ -22,15 +25,13 @@ import docker
 import docker.errors
 import requests
 
-from bgci.errors import BgciError, CheckFailed, ConfigError, InfraError
-from bgci.log import Log
+from bgci.errors import BgciError, InfraError
 from bgci.model import ColourSpec, Release
 from bgci.settings import Config
 from bgci.timings import waiting, waits_on
 
 LABEL = "org.bgci"
 STATE_IMAGE = "bgci/state:1"
-BUILD_TAIL = 20  # lines of a failed build's output in its error message (and build.xml)
 # inside a container: rename each (temporary, final) pair of arguments, atomically
 _RENAME = 'while [ "$#" -ge 2 ]; do mv -f "$1" "$2" || exit 1; shift 2; done'
 
@@ -168,111 +169,57 @@ def ensure_state_image(client: docker.DockerClient) -> None:
         client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=STATE_IMAGE, rm=True)
 
 
-def build_image(client: docker.DockerClient, config: Config, tag: str, log: Log) -> Release:
-    """``docker build`` of ``build.context`` tagged ``<build.image>:<tag>``; pushed when
-    ``build.push``."""
-    cfg = config.build
-    context = (config.root / cfg.context).resolve()
-    if not (context / cfg.dockerfile).is_file():
-        raise ConfigError(
-            f"{config.source}: build.dockerfile {cfg.dockerfile!r} not found in "
-            f"build.context {str(context)!r}"
-        )
-    ref = f"{config.image_repo}:{tag}"
-    labels = {f"{LABEL}.app": config.app, "org.opencontainers.image.revision": tag}
-    log.info(f"building {ref} from {context}")
-    with engine(f"build {ref}"):
-        stream = client.api.build(
-            path=str(context), dockerfile=cfg.dockerfile, tag=ref, buildargs=cfg.build_args,
-            labels=labels, rm=True, decode=True,
-        )
-        tail: list[str] = []
-        for chunk in stream:
-            if "error" in chunk:
-                error = str(chunk["error"]).strip()
-                last = "\n".join(tail[-BUILD_TAIL:])
-                raise CheckFailed(f"docker build of {ref} failed: {error}\n"
-                                  f"--- the build's last lines ---\n{last}",
-                                  "the whole build log is above, in the build group")
-            for line in str(chunk.get("stream", "")).splitlines():
-                if line.strip():
-                    log.info(line.rstrip())  # streamed: a long build shows where it is
-                    tail = [*tail[-BUILD_TAIL:], line.rstrip()]
-        image = client.images.get(ref)
-    release = Release(image=ref, digest=str(image.id))
-    if cfg.push:
-        _push(client, ref, log)
-    return release
-
-
-def _push(client: docker.DockerClient, ref: str, log: Log) -> None:
-    repo, tag = ref.rsplit(":", 1)
-    auth = None
-    if os.environ.get("BGCI_REGISTRY_USERNAME"):
-        auth = {"username": os.environ["BGCI_REGISTRY_USERNAME"],
-                "password": os.environ.get("BGCI_REGISTRY_PASSWORD", "")}
-    log.info(f"pushing {ref}")
-    with engine(f"push {ref}"):
-        for chunk in client.api.push(repo, tag=tag, stream=True, decode=True, auth_config=auth):
-            if "error" in chunk:
-                raise InfraError(f"push of {ref} failed: {chunk['error']}")
-        digests = client.images.get(ref).attrs.get("RepoDigests") or []
-    log.info(f"pushed {digests[0] if digests else ref}")
-
-
-def resolve_image(client: docker.DockerClient, image: str) -> Release:
-    """The release ``image`` names on the engine (pulled when missing), with its image ID."""
-    with engine(f"look up image {image}"):
-        try:
-            found = client.images.get(image)
-        except docker.errors.ImageNotFound:
-            try:
-                found = client.images.pull(image)
-            except docker.errors.APIError as exc:
-                raise ConfigError(
-                    f"image {image} is not on the engine and cannot be pulled: "
-                    f"{exc.explanation}", "run `bgci build` first or pass --image REF",
-                ) from exc
-        except docker.errors.APIError as exc:
-            if exc.status_code != 400:
-                raise
-            # not an image reference at all: the user's input is wrong, not the engine
-            raise ConfigError(f"{image!r} is not a valid image reference: {exc.explanation}",
-                              "pass --image REPOSITORY:TAG (or REPOSITORY@sha256:...)") from exc
-    return Release(image=image, digest=str(found.id))
-
-
-def has_image(client: docker.DockerClient, release: Release) -> bool:
-    with engine("look up an image"):
-        try:
-            client.images.get(release.digest or release.image)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
-
-
 def run_one_off(client: docker.DockerClient, config: Config, network: str, release: Release,
-                command: str, env: dict[str, str], timeout: float) -> tuple[int, str]:
-    """``command`` once in a throw-away container of ``release`` on ``network``: exit code and
-    output (124 when it ran past ``timeout``)."""
+                command: str, env: dict[str, str], timeout: float, *,
+                spec: ColourSpec | None = None,
+                echo: Callable[[str], None] | None = None) -> tuple[int, str]:
+    """``command`` once in a throw-away container of ``release`` on ``network``, with the app's
+    environment (``spec``'s when given) plus ``env``: exit code and output (124 when it ran past
+    ``timeout``; 0 = no limit). ``echo`` gets the output as it comes."""
+    base = spec.env if spec is not None else config.platform.env
     with engine("run a one-off container"):
         container = client.containers.create(
             release.digest or release.image, command=["/bin/sh", "-c", command],
-            environment={**config.platform.env, **env}, network=network,
-            labels={f"{LABEL}.app": config.app, f"{LABEL}.role": "hook"}, detach=True,
+            environment={**base, **env}, network=network,
+            labels={f"{LABEL}.app": config.app, f"{LABEL}.role": "one-off"}, detach=True,
         )
         try:
             container.start()
+            follower = _follow(container, echo) if echo else None
             note = ""
             try:
-                code = int(container.wait(timeout=timeout).get("StatusCode", 1))
+                code = int(container.wait(timeout=timeout or None).get("StatusCode", 1))
             except requests.RequestException:
                 container.kill()
                 code, note = 124, f"\n(timed out after {timeout:.0f}s)"
+            if follower is not None:
+                follower.join(5)
             output = bytes(container.logs()).decode("utf-8", "replace") + note
         finally:
             container.remove(force=True)
     return code, output
+
+
+def _follow(container: Any, echo: Callable[[str], None]) -> threading.Thread:
+    """A thread passing the container's output to ``echo`` as it comes, until it exits."""
+    def pump() -> None:
+        decoder = codecs.getincrementaldecoder("utf-8")("replace")
+        with contextlib.suppress(Exception):  # the container went away: its output ends
+            for chunk in container.logs(stream=True, follow=True):
+                echo(decoder.decode(chunk))
+
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return thread
+
+
+def decoded(chunks: Iterator[bytes]) -> Iterator[str]:
+    """A stream of output bytes as text (UTF-8 split across chunks kept whole)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    for chunk in chunks:
+        text = decoder.decode(chunk)
+        if text:
+            yield text
 
 
 def ensure_bridge(client: docker.DockerClient, name: str, app: str) -> None:
@@ -280,20 +227,3 @@ def ensure_bridge(client: docker.DockerClient, name: str, app: str) -> None:
     with engine(f"create network {name}"):
         if not client.networks.list(names=[name]):
             client.networks.create(name, driver="bridge", labels={f"{LABEL}.app": app})
-
-
-class EngineReleases:
-    """Releases as images on the engine ``client`` talks to: what the docker and swarm platforms
-    share (each sets ``client`` and ``config``)."""
-
-    client: docker.DockerClient
-    config: Config
-
-    def build(self, tag: str, log: Log) -> Release:
-        return build_image(self.client, self.config, tag, log)
-
-    def resolve(self, image: str) -> Release:
-        return resolve_image(self.client, image)
-
-    def has(self, release: Release) -> bool:
-        return has_image(self.client, release)

@@ -3,6 +3,7 @@ results. (The recorded state of an app is ``bgci.record``.)"""
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import json
 import time
@@ -156,6 +157,7 @@ class StageResult:
     checks: list[Check] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
     observed: bool = False  # live_colour is who answered through the live address at the end
+    display: str = ""  # what a person reads on stdout instead of the one-line summary (a table)
 
     def add(self, check: Check) -> Check:
         self.checks.append(check)
@@ -198,3 +200,12 @@ LEGACY_NAMES = {"live_colour": "live_color", "idle_colour": "idle_color", "colou
 def iso(ts: float) -> str:
     """An epoch timestamp as UTC ISO 8601 with milliseconds."""
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts % 1 * 1000):03d}Z"
+
+
+def epoch(at: str) -> float:
+    """An ``iso()`` timestamp (or any ``YYYY-MM-DDTHH:MM:SS...`` UTC) back as epoch seconds;
+    0.0 when it is not one."""
+    try:
+        return float(calendar.timegm(time.strptime(at[:19], "%Y-%m-%dT%H:%M:%S")))
+    except ValueError:
+        return 0.0

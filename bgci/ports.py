@@ -8,7 +8,7 @@ every import points from a stage or an adapter to here, never from here to eithe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,8 +23,9 @@ class Platform(Protocol):
 
     name: str
 
-    def build(self, tag: str, log: Log) -> Release:
-        """Build the app (image or release) tagged ``tag``; push when configured."""
+    def build(self, tag: str, log: Log, labels: Mapping[str, str]) -> Release:
+        """Build the app (image or release) tagged ``tag``, recording ``labels`` with it (the git
+        revision, whether the tree was dirty); push when configured."""
 
     def resolve(self, image: str) -> Release:
         """The release an image reference names, with its digest (ConfigError if unknown)."""
@@ -47,12 +48,36 @@ class Platform(Protocol):
     def stop(self, colour: Colour, grace: float, log: Log) -> None:
         """SIGTERM, wait up to ``grace`` s, then kill; removes the colour's instance."""
 
-    def run_once(self, release: Release, command: str, env: dict[str, str],
-                 timeout: float) -> tuple[int, str]:
-        """Run ``command`` once in a throw-away instance of ``release``: exit code and output."""
+    def run_once(self, release: Release, command: str, env: dict[str, str], timeout: float, *,
+                 spec: ColourSpec | None = None,
+                 echo: Callable[[str], None] | None = None) -> tuple[int, str]:
+        """Run ``command`` (for ``/bin/sh -c``) once in a throw-away instance of ``release``, with
+        the app's environment (``spec``'s when given: a colour's own) plus ``env``: exit code and
+        output (124 past ``timeout``; 0: no limit). ``echo`` gets the output as it comes."""
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         """The last ``lines`` of the colour's output, for failure reports."""
+
+    def output(self, colour: Colour, *, tail: int | None, since: float | None,
+               follow: bool) -> Iterator[str]:
+        """The colour's output for ``bgci logs``: the last ``tail`` lines (None: all), only what
+        came after the epoch time ``since`` (ConfigError, exit 2, where the platform keeps no
+        time per line), and with ``follow`` what comes next, until the colour stops."""
+
+    def built(self, release: Release) -> float | None:
+        """When ``release`` was built (epoch seconds); None when it is no longer here."""
+
+    def releases(self) -> list[Release]:
+        """Every release of this app that is on the target now (images, release dirs)."""
+
+    def remove(self, release: Release) -> None:
+        """Delete ``release`` from the target (its image, its release dir). Only called for a
+        release no colour runs."""
+
+    def destroy(self, dry_run: bool) -> list[str]:
+        """Remove what the platform made for the app on the target, releases aside: colours (as
+        ``stop`` would), networks, one-offs, colour directories; returns what it removed (or,
+        with ``dry_run``, would remove), one line each."""
 
     def failure(self, colour: Colour) -> str:
         """Why ``colour`` cannot become healthy by waiting ("" while it runs): its process or
@@ -128,6 +153,10 @@ class RouterHost(Protocol):
     def stop(self, spec: RouterSpec, log: Log) -> None:
         """Stop the router; its files stay, so the next start keeps the live colour."""
 
+    def destroy(self, spec: RouterSpec, dry_run: bool) -> list[str]:
+        """Remove the router and its files for good (``bgci destroy``): what was (or, with
+        ``dry_run``, would be) removed, one line each; nothing for the user's router."""
+
 
 class Router(Protocol):
     """Live and preview traffic for one app."""
@@ -170,6 +199,10 @@ class Router(Protocol):
 
     def stop(self, log: Log) -> None:
         """Stop a managed router (for `bgci down`); the live colour is kept for its next start."""
+
+    def destroy(self, dry_run: bool) -> list[str]:
+        """Remove a managed router and its files (``bgci destroy``): what was (or would be)
+        removed; for the user's router nothing, and it says so."""
 
 
 @dataclass(frozen=True)
@@ -220,5 +253,9 @@ class StateStore(Protocol):
 
     def unlock(self, info: LockInfo) -> None:
         """Release the lock if ``info`` (same token) still holds it."""
+
+    def destroy(self, dry_run: bool) -> list[str]:
+        """Remove the state, its storage and the deploy lock for good (``bgci destroy``, which
+        holds the lock: its ``unlock`` then finds nothing): what was (or would be) removed."""
 
     def current_lock(self) -> LockInfo | None: ...

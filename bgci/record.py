@@ -11,9 +11,45 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bgci.model import COLOURS, Colour, ColourSpec, Release, iso, other
+from bgci.model import COLOURS, Colour, ColourSpec, Release, epoch, iso, other
 
 HISTORY_LIMIT = 500
+RELEASES_LIMIT = 100  # the newest; an older release is still in the history
+
+
+@dataclass
+class ReleaseRecord:
+    """A release the app ran: when it was first and last deployed, and when it last went live and
+    stopped being live (0: never / still live)."""
+
+    release: Release
+    deployed_first: float = 0.0
+    deployed_last: float = 0.0
+    live_since: float = 0.0
+    live_until: float = 0.0
+    spec: ColourSpec | None = None  # the settings it was last started with (`rollback --to`)
+
+    @property
+    def version(self) -> str:
+        """What a person calls it: the image's tag (``shop:1.4.2`` -> ``1.4.2``) or the
+        process platform's release id."""
+        ref = self.release.image.split("@", 1)[0]
+        name = ref.rsplit("/", 1)[-1]
+        return name.rsplit(":", 1)[1] if ":" in name else name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.release.to_dict(), "deployed_first": self.deployed_first,
+                "deployed_last": self.deployed_last, "live_since": self.live_since,
+                "live_until": self.live_until, "spec": self.spec.to_dict() if self.spec else None}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> ReleaseRecord | None:
+        release = Release.from_dict(data)
+        if release is None or not release.digest:
+            return None
+        first, last, since, until = (float(data.get(key) or 0.0) for key in (
+            "deployed_first", "deployed_last", "live_since", "live_until"))
+        return cls(release, first, last, since, until, ColourSpec.from_dict(data.get("spec")))
 
 
 @dataclass
@@ -89,6 +125,28 @@ class State:
     verified: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)  # digest -> reason
     history: list[dict[str, Any]] = field(default_factory=list)
+    releases: dict[str, ReleaseRecord] = field(default_factory=dict)  # digest -> its record
+
+    def release_record(self, release: Release) -> ReleaseRecord:
+        """The record of ``release`` (by digest), made when it is new; the newest are kept."""
+        record = self.releases.get(release.digest)
+        if record is None:
+            now = time.time()
+            record = self.releases[release.digest] = ReleaseRecord(release, now, now)
+            oldest = sorted(self.releases.values(), key=lambda r: r.deployed_last)
+            for gone in oldest[:max(0, len(self.releases) - RELEASES_LIMIT)]:
+                del self.releases[gone.release.digest]
+        return record
+
+    def _went_live(self, live: Colour, old: Colour | None) -> None:
+        now = time.time()
+        new = self.release_of(live)
+        if old is not None and old != live and (gone := self.release_of(old)) is not None \
+                and (new is None or gone.digest != new.digest) and gone.digest in self.releases:
+            self.releases[gone.digest].live_until = now
+        if new is not None and new.digest:
+            record = self.release_record(new)
+            record.live_since, record.live_until = now, 0.0
 
     def record(self, colour: Colour) -> ColourRecord:
         return self.colours[colour]
@@ -120,12 +178,19 @@ class State:
     # -- transitions -----------------------------------------------------------------------
     def deployed(self, colour: Colour, release: Release, spec: ColourSpec | None) -> None:
         """``colour`` now runs ``release`` started with ``spec``: the candidate for a switch."""
-        self.colours[colour] = ColourRecord(release=release, spec=spec, deployed_at=time.time())
+        now = time.time()
+        self.colours[colour] = ColourRecord(release=release, spec=spec, deployed_at=now)
         self.candidate = colour
+        if release.digest:
+            record = self.release_record(release)
+            record.release, record.spec = release, spec  # its newest name and settings
+            record.deployed_first = record.deployed_first or now
+            record.deployed_last = now
 
     def switched(self, live: Colour, old: Colour | None) -> None:
         """Live traffic went to ``live`` from ``old`` (None: nothing was live): ``old`` becomes
         the rollback target while it runs."""
+        self._went_live(live, old)
         self.live = live
         self.intent = None
         self.candidate = None
@@ -138,6 +203,7 @@ class State:
         """Live traffic went back to ``live``; what ran on the other colour is quarantined."""
         if bad is not None:
             self.quarantine(bad.digest, f"{reason} at {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        self._went_live(live, other(live))
         self.live = live
         self.intent = None
         self.previous = self.previous_release = None
@@ -166,6 +232,7 @@ class State:
             "verified": list(self.verified),
             "quarantined": dict(self.quarantined),
             "history": list(self.history),
+            "releases": [record.to_dict() for record in self.releases.values()],
         }
 
     @classmethod
@@ -186,7 +253,28 @@ class State:
             verified=[str(d) for d in data.get("verified") or []],
             quarantined={str(k): str(v) for k, v in (data.get("quarantined") or {}).items()},
             history=[h for h in data.get("history") or [] if isinstance(h, dict)],
+            releases=_releases(data),
         )
+
+
+def _releases(data: dict[str, Any]) -> dict[str, ReleaseRecord]:
+    """The release records; for a state written before bgci recorded them, what its history
+    shows (deploy times from the history, oldest first; live times unknown)."""
+    found: dict[str, ReleaseRecord] = {}
+    for item in data.get("releases") or []:
+        record = ReleaseRecord.from_dict(item)
+        if record is not None:
+            found[record.release.digest] = record
+    if "releases" in data:
+        return found
+    for entry in data.get("history") or []:
+        release = Release.from_dict(entry)
+        if isinstance(entry, dict) and entry.get("stage") == "deploy-green" \
+                and entry.get("outcome") == "passed" and release is not None and release.digest:
+            at = epoch(str(entry.get("at") or ""))
+            record = found.setdefault(release.digest, ReleaseRecord(release, deployed_first=at))
+            record.release, record.deployed_last = release, at
+    return found
 
 
 def _colour(value: Any) -> Colour | None:

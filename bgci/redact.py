@@ -3,7 +3,8 @@
 A value counts as a secret when its name says so (``*PASSWORD*``, ``*SECRET*``, ``*TOKEN*``,
 ``*_KEY``, ..., or a name listed in ``BGCI_SECRETS``, comma-separated): the environment's
 variables, the app's ``platform.env`` entries, and ``NAME=value`` words or ``--password value``
-options in the commands a user wrote for a shell (hooks).
+options in the commands a user wrote for a shell (hooks). The password of a URL
+(``postgres://user:password@host``) is one too, whatever the variable is called.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ SECRET_NAME = re.compile(r"PASSWORD|PASSWD|_PASS$|SECRET|TOKEN|API_?KEY|PRIVATE_
                          r"CREDENTIAL|AUTH", re.IGNORECASE)
 MASK = "***"
 MIN_LENGTH = 4  # shorter values would mask ordinary words and digits
+_URL_PASSWORD = re.compile(r"[a-z][a-z0-9+.-]*://[^/:@\s]*:([^@\s/]+)@", re.IGNORECASE)
 
 
 def listed(environ: Mapping[str, str]) -> set[str]:
@@ -24,11 +26,23 @@ def listed(environ: Mapping[str, str]) -> set[str]:
     return {n.strip() for n in environ.get("BGCI_SECRETS", "").split(",") if n.strip()}
 
 
+def is_secret_name(name: str, extra_names: Iterable[str] = ()) -> bool:
+    """Whether a variable called ``name`` holds a secret (by its name, or ``extra_names``)."""
+    return name in set(extra_names) or bool(SECRET_NAME.search(name))
+
+
 def secret_values(named: Mapping[str, str], extra_names: Iterable[str] = ()) -> set[str]:
     """The values of ``named`` whose names look secret (or are in ``extra_names``)."""
     extra = set(extra_names)
-    return {value for name, value in named.items()
-            if (name in extra or SECRET_NAME.search(name)) and len(value) >= MIN_LENGTH}
+    found = {value for name, value in named.items() if is_secret_name(name, extra)}
+    for value in named.values():
+        found |= url_passwords(value)
+    return {value for value in found if len(value) >= MIN_LENGTH}
+
+
+def url_passwords(text: str) -> set[str]:
+    """The passwords of the URLs in ``text`` (``scheme://user:password@host``)."""
+    return set(_URL_PASSWORD.findall(text))
 
 
 def secrets_in_command(command: str, extra_names: Iterable[str] = ()) -> set[str]:

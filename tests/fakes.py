@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,12 +19,15 @@ from typing import Any
 
 from bgci.config import load_config
 from bgci.deployment import Deployment, Identity
-from bgci.errors import ConfigError, InfraError, Refused
+from bgci.errors import BgciError, ConfigError, InfraError, Refused
 from bgci.log import Log, StderrLog
-from bgci.model import Colour, ColourSpec, Instance, Release, other
+from bgci.model import Colour, ColourSpec, Instance, Release, StageResult, other
 from bgci.ports import LockInfo
 from bgci.record import State
 from bgci.registry import Site
+from bgci.stages.deploy_green import deploy_green
+from bgci.stages.switch import switch
+from bgci.stages.verify import verify
 
 
 @dataclass
@@ -62,6 +65,9 @@ class World:
     router_changes: list[str] = field(default_factory=list)  # the router runs with other settings
     state: dict[str, Any] | None = None
     lock: LockInfo | None = None
+    labels: dict[str, dict[str, str]] = field(default_factory=dict)  # image -> build labels
+    built: dict[str, float] = field(default_factory=dict)  # digest -> build time (default 1.0)
+    removed: list[str] = field(default_factory=list)  # images removed
 
     def add_image(self, image: str, *, healthy: bool = True) -> str:
         digest = f"sha256:{abs(hash(image)):016x}"
@@ -95,8 +101,9 @@ class FakePlatform:
     def __init__(self, world: World) -> None:
         self.world = world
 
-    def build(self, tag: str, log: Log) -> Release:
+    def build(self, tag: str, log: Log, labels: Mapping[str, str]) -> Release:
         image = f"app:{tag}"
+        self.world.labels[image] = dict(labels)
         return Release(image, self.world.add_image(image))
 
     def resolve(self, image: str) -> Release:
@@ -122,12 +129,36 @@ class FakePlatform:
         if self.world.instances.pop(colour, None) is not None:
             self.world.stops.append(colour)
 
-    def run_once(self, release: Release, command: str, env: dict[str, str],
-                 timeout: float) -> tuple[int, str]:
-        return 0, f"ran {command}"
+    def run_once(self, release: Release, command: str, env: dict[str, str], timeout: float, *,
+                 spec: ColourSpec | None = None,
+                 echo: Callable[[str], None] | None = None) -> tuple[int, str]:
+        output = f"ran {command} in {release.image} with {sorted((spec.env if spec else {}).items())}\n"
+        if echo is not None:
+            echo(output)
+        return 0, output
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         return f"the last lines of {colour}"
+
+    def output(self, colour: Colour, *, tail: int | None, since: float | None,
+               follow: bool) -> Iterator[str]:
+        yield f"output of {colour}\n"
+
+    def built(self, release: Release) -> float | None:
+        return self.world.built.get(release.digest, 1.0) if self.has(release) else None
+
+    def releases(self) -> list[Release]:
+        return [Release(image, digest) for image, digest in self.world.images.items()]
+
+    def remove(self, release: Release) -> None:
+        self.world.images.pop(release.image, None)
+        self.world.removed.append(release.image)
+
+    def destroy(self, dry_run: bool) -> list[str]:
+        done = [f"colour {c}" for c in self.world.instances]
+        if not dry_run:
+            self.world.instances.clear()
+        return done
 
     def failure(self, colour: Colour) -> str:
         found = self.world.instances.get(colour)
@@ -227,6 +258,11 @@ class FakeRouter:
     def stop(self, log: Log) -> None:
         self.world.router_running = False
 
+    def destroy(self, dry_run: bool) -> list[str]:
+        if not dry_run:
+            self.world.router_running = False
+        return ["router fake"]
+
 
 class MemoryStore:
     """The state document and the lock in ``World`` (copied in and out, as a real store would)."""
@@ -252,6 +288,12 @@ class MemoryStore:
 
     def current_lock(self) -> LockInfo | None:
         return self.world.lock
+
+    def destroy(self, dry_run: bool) -> list[str]:
+        done = ["state"] if self.world.state is not None else []
+        if not dry_run:
+            self.world.state, self.world.lock = None, None
+        return done
 
 
 FAST = {  # health and switch settings that keep a stage to milliseconds
@@ -300,3 +342,54 @@ def _toml(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value}"'
     return repr(value)
+
+
+Stage = Callable[..., Any]
+
+
+class Pipeline:
+    """Runs stages against one World, each in a Deployment of its own: (exit code, result)."""
+
+    def __init__(self, tmp_path: Path, world: World) -> None:
+        self.tmp_path, self.world = tmp_path, world
+
+    def run(self, name: str, stage: Stage, *args: Any,
+            settings: dict[str, dict[str, Any]] | None = None, **kw: Any) -> tuple[int, StageResult]:
+        result = StageResult(stage=name, app="shop")
+        with fake_deployment(self.tmp_path, self.world, settings) as d:
+            try:
+                stage(d, result, *args, **kw)
+            except BgciError as exc:
+                result.message = str(exc)
+                return exc.exit_code, result
+        return 0, result
+
+    def ok(self, name: str, stage: Stage, *args: Any, **kw: Any) -> StageResult:
+        code, result = self.run(name, stage, *args, **kw)
+        assert code == 0, f"{name} exited {code}: {result.message}"
+        return result
+
+    def refused(self, name: str, stage: Stage, *args: Any, **kw: Any) -> str:
+        code, result = self.run(name, stage, *args, **kw)
+        assert code == 4, f"{name} should refuse (exit 4), exited {code}: {result.message}"
+        return result.message
+
+    def state(self) -> dict[str, Any]:
+        assert self.world.state is not None
+        return self.world.state
+
+    # the pipeline's usual steps
+    def deploy(self, image: str, **kw: Any) -> StageResult:
+        return self.ok("deploy-green", deploy_green, image, **kw)
+
+    def verify(self) -> StageResult:
+        return self.ok("verify", verify)
+
+    def switch(self, **kw: Any) -> StageResult:
+        return self.ok("switch", switch, **kw)
+
+    def release(self, image: str) -> None:
+        """``image`` deployed, verified and live."""
+        self.deploy(image)
+        self.verify()
+        self.switch()

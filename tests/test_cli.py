@@ -6,9 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import click
+import pytest
+
 from bgci import __version__
+from bgci.cli.tools import since_time
 
 
 def bgci(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -83,6 +88,19 @@ def test_global_options_after_the_command_are_taken_as_global() -> None:
     assert hoist_globals(["lock", "status", "--json"]) == ["--json", "lock", "status"]
     assert hoist_globals(["exec", "blue", "--", "ls", "--json"]) == [
         "exec", "blue", "--", "ls", "--json"]
+    # the command `bgci exec` runs keeps its own flags, with or without a "--"
+    assert hoist_globals(["exec", "live", "python", "-v", "--json"]) == [
+        "exec", "live", "python", "-v", "--json"]
+    assert hoist_globals(["exec", "--json", "live", "python", "-q"]) == [
+        "--json", "exec", "live", "python", "-q"]
+
+
+def test_since_takes_a_span_or_a_time() -> None:
+    assert abs((since_time("10m") or 0) - (time.time() - 600)) < 5
+    assert since_time("2026-11-30T07:00:00") == 1796022000.0
+    assert since_time(None) is None
+    with pytest.raises(click.BadParameter, match="expected a span like 10m"):
+        since_time("yesterday")
 
 
 def test_status_json_after_the_command_in_an_empty_directory_writes_nothing(tmp_path: Path) -> None:

@@ -58,3 +58,11 @@ def test_values_added_later_are_masked_too() -> None:
     r = Redactor({})
     r.add({"pw-from-config"})
     assert r.text("db pw-from-config") == "db ***"
+
+
+def test_the_password_of_a_url_is_a_secret_whatever_the_variable_is_called() -> None:
+    redactor = Redactor({"DATABASE_URL": "postgres://shop:hunter2-long@db:5432/shop",
+                         "HOMEPAGE": "https://example.invalid/a:b@c"})
+    assert redactor.text("connecting to postgres://shop:hunter2-long@db:5432/shop") == \
+        "connecting to postgres://shop:***@db:5432/shop"
+    assert redactor.text("https://example.invalid/a:b@c") == "https://example.invalid/a:b@c"

@@ -10,7 +10,7 @@ import click
 
 from bgci.cli import cli
 from bgci.settings import FailureHookConfig
-from bgci.stages import FAILURE_STAGES, STAGES, WRAPPER_STAGES
+from bgci.stages import FAILURE_STAGES, STAGES, TOOLS, WRAPPER_STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,8 +20,9 @@ def _cli_commands() -> set[str]:
     return set(cli.list_commands(ctx))
 
 
-def test_every_stage_is_a_command_and_every_command_a_stage() -> None:
-    assert _cli_commands() == set(STAGES)
+def test_every_stage_is_a_command_and_every_command_a_stage_or_a_tool() -> None:
+    assert _cli_commands() == set(STAGES) | set(TOOLS)
+    assert not set(STAGES) & set(TOOLS)
 
 
 def test_the_derived_lists_are_stages() -> None:

@@ -11,7 +11,7 @@ import sys
 import click
 
 from bgci import __version__
-from bgci.cli import pipeline
+from bgci.cli import pipeline, tools
 from bgci.cli.common import CONTEXT, EPILOG
 
 
@@ -41,7 +41,8 @@ def cli(ctx: click.Context, config: str | None, reports: str | None, as_json: bo
     """bgci: blue-green, zero-downtime deployment of Python web apps from CI.
 
     Each stage is one command; run them in order, in one job or in separate jobs:
-    build -> deploy-green -> verify -> switch (and rollback, retire, status, down, up).
+    build -> deploy-green -> verify -> switch (and rollback, retire, status, down, up);
+    around them, the operator's commands (releases, logs, exec, quarantine, config, destroy).
     Every option also reads BGCI_<NAME> from the environment, e.g. BGCI_CONFIG.
     """
     from bgci.app import Options
@@ -51,19 +52,22 @@ def cli(ctx: click.Context, config: str | None, reports: str | None, as_json: bo
 
 for _command in (pipeline.build, pipeline.deploy_green, pipeline.verify, pipeline.switch,
                  pipeline.rollback, pipeline.retire, pipeline.deploy, pipeline.status,
-                 pipeline.down, pipeline.up, pipeline.router, pipeline.lock):
+                 tools.releases, tools.logs, tools.exec_, tools.quarantine, tools.config_,
+                 pipeline.down, pipeline.up, tools.destroy, pipeline.router, pipeline.lock):
     cli.add_command(_command)
 
 
 # the group's options, which may also be written after the command (`bgci status --json`)
 _GLOBAL_FLAGS = ("--json", "--debug", "--verbose", "--quiet")
 _GLOBAL_VALUES = ("--config", "--reports", "--set")
+# commands whose words after their first argument are someone else's command line
+_PASS_THROUGH = ("exec",)
 
 
 def hoist_globals(args: list[str]) -> list[str]:
     """``args`` with the global options that follow the command moved before it, where click
     reads them: ``bgci status --json`` is ``bgci --json status`` (as README and SPEC write both).
-    Nothing after a ``--`` is touched."""
+    Nothing after a ``--`` is touched, nor the command line ``bgci exec COLOUR`` runs."""
     command = None
     i = 0
     while i < len(args):  # the command: the first word that is neither an option nor its value
@@ -79,11 +83,14 @@ def hoist_globals(args: list[str]) -> list[str]:
     moved: list[str] = []
     rest: list[str] = []
     i = command + 1
+    positional = 0
     while i < len(args):
         word = args[i]
-        if word == "--":
-            rest += args[i:]
+        if word == "--" or (args[command] in _PASS_THROUGH and positional >= 1):
+            rest += args[i:]  # the user's own command line (`bgci exec live python -v`)
             break
+        if not word.startswith("-"):
+            positional += 1
         if word in _GLOBAL_FLAGS or (len(word) > 1 and word[0] == "-" and word[1] != "-"
                                      and set(word[1:]) <= {"v", "q"}):
             moved.append(word)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,14 +16,21 @@ if TYPE_CHECKING:
     from bgci.model import StageResult
 
 
+def require_clean_option(f: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--require-clean", is_flag=True, envvar="BGCI_REQUIRE_CLEAN",
+                        help="Refuse to build uncommitted changes (default: build them, tagged "
+                             "<sha>-dirty-<hash of the changes>).")(f)
+
+
 @click.command(epilog=EPILOG)
 @click.option("--tag", envvar="BGCI_TAG", help="Image tag (default: the git SHA).")
+@require_clean_option
 @click.pass_obj
-def build(opts: Options, tag: str | None) -> None:
+def build(opts: Options, tag: str | None, require_clean: bool) -> None:
     """Run build.test_command, then build the image tagged with the git SHA."""
     from bgci.stages.build import build as stage
 
-    run(opts, "build", lambda d, r: stage(d, r, tag))
+    run(opts, "build", lambda d, r: stage(d, r, tag, require_clean=require_clean))
 
 
 @click.command("deploy-green", epilog=EPILOG)
@@ -71,14 +79,22 @@ def switch(opts: Options, force: bool, dry_run: bool, digest: str, lock_wait: fl
 
 
 @click.command(epilog=EPILOG)
+@click.option("--to", "to", envvar="BGCI_ROLLBACK_TO", metavar="VERSION|DIGEST",
+              help="Any recorded release still on the target (`bgci releases` lists them): "
+                   "started on the idle colour, health-checked, then switched to.")
 @dry_run_option
 @lock_wait_option
 @click.pass_obj
-def rollback(opts: Options, dry_run: bool, lock_wait: float) -> None:
-    """Send live traffic back to the previous colour and quarantine the rolled-back digest."""
+def rollback(opts: Options, to: str | None, dry_run: bool, lock_wait: float) -> None:
+    """Send live traffic back to the previous colour (or --to another release) and quarantine
+    the rolled-back digest."""
     from bgci.stages.rollback import rollback as stage
+    from bgci.stages.rollback import rollback_to
 
-    run(opts, "rollback", lambda d, r: stage(d, r, dry_run=dry_run), lock_wait)
+    if to:
+        run(opts, "rollback", lambda d, r: rollback_to(d, r, to, dry_run=dry_run), lock_wait)
+    else:
+        run(opts, "rollback", lambda d, r: stage(d, r, dry_run=dry_run), lock_wait)
 
 
 @click.command(epilog=EPILOG)
@@ -95,13 +111,19 @@ def status(opts: Options, entries: int) -> None:
 @click.command(epilog=EPILOG)
 @click.option("--force", is_flag=True, envvar="BGCI_FORCE",
               help="Retire even before switch.retire_after, or the last rollback target.")
+@click.option("--prune", is_flag=True, envvar="BGCI_PRUNE",
+              help="Also remove the releases (images, release dirs) that no colour and no "
+                   "rollback needs.")
+@click.option("--keep", type=click.IntRange(min=0), default=3, show_default=True,
+              envvar="BGCI_KEEP", help="--prune keeps this many newest deployed releases "
+                                       "besides, for `rollback --to`.")
 @lock_wait_option
 @click.pass_obj
-def retire(opts: Options, force: bool, lock_wait: float) -> None:
+def retire(opts: Options, force: bool, prune: bool, keep: int, lock_wait: float) -> None:
     """Stop the idle colour once it has been idle longer than switch.retire_after."""
     from bgci.stages.retire import retire as stage
 
-    run(opts, "retire", lambda d, r: stage(d, r, force=force), lock_wait)
+    run(opts, "retire", lambda d, r: stage(d, r, force=force, prune=prune, keep=keep), lock_wait)
 
 
 @click.command(epilog=EPILOG)
@@ -128,9 +150,10 @@ def up(opts: Options, lock_wait: float) -> None:
 
 @click.command(epilog=EPILOG)
 @click.option("--tag", envvar="BGCI_TAG", help="Image tag (default: the git SHA).")
+@require_clean_option
 @lock_wait_option
 @click.pass_obj
-def deploy(opts: Options, tag: str | None, lock_wait: float) -> None:
+def deploy(opts: Options, tag: str | None, require_clean: bool, lock_wait: float) -> None:
     """build -> deploy-green -> verify -> switch in one process, one report per stage."""
     from bgci.stages.build import build as build_stage
     from bgci.stages.deploy_green import deploy_green as green_stage
@@ -140,7 +163,7 @@ def deploy(opts: Options, tag: str | None, lock_wait: float) -> None:
     built: list[str] = []
 
     def do_build(d: Deployment, r: StageResult) -> None:
-        build_stage(d, r, tag)
+        build_stage(d, r, tag, require_clean=require_clean)
         built.extend((r.image, r.digest))
 
     steps: list[tuple[str, Stage]] = [

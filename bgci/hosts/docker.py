@@ -111,6 +111,17 @@ class DockerRouterHost:
                 container.stop(timeout=10)  # not removed: its files keep the live colour
                 log.info(f"router {spec.name} stopped")
 
+    def destroy(self, spec: RouterSpec, dry_run: bool) -> list[str]:
+        done = []
+        with engine(f"remove the router {spec.name}"):
+            for name in (spec.name, f"{spec.name}-next"):
+                with contextlib.suppress(docker.errors.NotFound):
+                    container = self.client.containers.get(name)
+                    done.append(f"router container {name} ({container.status}; its files with it)")
+                    if not dry_run:
+                        container.remove(force=True)
+        return done
+
     def write(self, spec: RouterSpec, files: Mapping[str, bytes]) -> None:
         with engine(f"write files into {spec.name}"):
             container = self._get(spec)

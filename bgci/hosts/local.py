@@ -95,6 +95,19 @@ class LocalRouterHost:
             log.info(f"router {spec.name} (pid {record.pid}) {outcome}")
         self._pidfile(spec).unlink(missing_ok=True)
 
+    def destroy(self, spec: RouterSpec, dry_run: bool) -> list[str]:
+        done = []
+        record = self._record(spec)
+        if record is not None and detached.alive(record):
+            done.append(f"router {spec.name} (pid {record.pid})")
+            if not dry_run:
+                detached.terminate(record, STOP_GRACE)
+        if self.directory.is_dir():
+            done.append(f"{self.directory}/ (its files, log and binary)")
+            if not dry_run:
+                shutil.rmtree(self.directory)
+        return done
+
     def write(self, spec: RouterSpec, files: Mapping[str, bytes]) -> None:
         for name, data in files.items():
             path = Path(name)

@@ -255,6 +255,25 @@ class SwarmRouterHost:
                 service.scale(0)  # not removed: its volume keeps the live colour
                 log.info(f"router service {spec.name} scaled to zero")
 
+    def destroy(self, spec: RouterSpec, dry_run: bool) -> list[str]:
+        done = []
+        with engine(f"remove the router service {spec.name}"):
+            service = self._service(spec)
+            node_engine = self._engine(self._node(spec.name))  # where its volume is
+            if service is not None:
+                done.append(f"router service {spec.name}")
+                if not dry_run:
+                    scale_down_and_remove(self.client, service, START_TIMEOUT)
+            for volume in node_engine.volumes.list(filters={"name": self.volume}):
+                if volume.name == self.volume:
+                    done.append(f"volume {self.volume} (the router's files)")
+                    if not dry_run:
+                        for helper in node_engine.containers.list(
+                                all=True, filters={"volume": self.volume}):
+                            helper.remove(force=True)
+                        volume.remove(force=True)
+        return done
+
     def write(self, spec: RouterSpec, files: Mapping[str, bytes]) -> None:
         with engine(f"write files into {spec.name}"):
             found = self._task_container(spec)

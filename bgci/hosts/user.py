@@ -60,6 +60,9 @@ class UserHost:
     def execute(self, spec: RouterSpec, argv: list[str]) -> tuple[int, str]:
         return run_argv(argv)  # as it is: the user's own commands are given to /bin/sh by the router
 
+    def destroy(self, spec: RouterSpec, dry_run: bool) -> list[str]:
+        return []  # the user's router: bgci never removes it
+
     def labels(self, spec: RouterSpec) -> dict[str, str]:
         return {}
 

@@ -7,6 +7,7 @@ router and the state all live on that engine, so any runner that reaches it can 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
@@ -15,13 +16,14 @@ import docker.errors
 from bgci import crash
 from bgci.docker_engine import (
     LABEL,
-    EngineReleases,
+    decoded,
     engine,
     ensure_bridge,
     run_one_off,
     spec_label,
     spec_of,
 )
+from bgci.docker_images import EngineReleases
 from bgci.errors import InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, ColourSpec, Instance, Release
@@ -127,10 +129,12 @@ class DockerPlatform(EngineReleases):
             container.stop(timeout=int(grace))
             container.remove(force=True)
 
-    def run_once(self, release: Release, command: str, env: dict[str, str],
-                 timeout: float) -> tuple[int, str]:
+    def run_once(self, release: Release, command: str, env: dict[str, str], timeout: float, *,
+                 spec: ColourSpec | None = None,
+                 echo: Callable[[str], None] | None = None) -> tuple[int, str]:
         ensure_bridge(self.client, self.network, self.app)
-        return run_one_off(self.client, self.config, self.network, release, command, env, timeout)
+        return run_one_off(self.client, self.config, self.network, release, command, env, timeout,
+                           spec=spec, echo=echo)
 
     def failure(self, colour: Colour) -> str:
         name = f"{self.app}-{colour}"
@@ -153,3 +157,30 @@ class DockerPlatform(EngineReleases):
             if container is None:
                 return ""
             return bytes(container.logs(tail=lines)).decode("utf-8", "replace")
+
+    def output(self, colour: Colour, *, tail: int | None, since: float | None,
+               follow: bool) -> Iterator[str]:
+        name = f"{self.app}-{colour}"
+        with engine(f"read the logs of {name}"):
+            container = self._container(name)
+            if container is None:
+                return
+            yield from decoded(container.logs(stream=True, follow=follow,
+                                              tail="all" if tail is None else tail,
+                                              since=int(since) if since else None))
+
+    def destroy(self, dry_run: bool) -> list[str]:
+        done: list[str] = []
+        with engine(f"remove the containers and network of {self.app}"):
+            for container in self.client.containers.list(all=True, filters={"label": [
+                    f"{LABEL}.app={self.app}"]}):
+                if container.labels.get(f"{LABEL}.role") in ("colour", "one-off", "hook"):
+                    done.append(f"container {container.name} ({container.status})")
+                    if not dry_run:
+                        container.remove(force=True)
+            for network in self.client.networks.list(names=[self.network]):
+                if network.name == self.network:
+                    done.append(f"network {network.name}")
+                    if not dry_run:
+                        network.remove()
+        return done

@@ -15,12 +15,17 @@ then sends SIGKILL to whatever is left of the group.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
-from collections.abc import Mapping
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 from bgci import crash, detached
@@ -60,19 +65,19 @@ class ProcessPlatform:
         self.config = config
         self.app = config.app
         self.root = state_root(config) / self.app
-        self.releases = self.root / "releases"
+        self.builds = self.root / "releases"  # one directory per release (`releases()` lists them)
 
     # -- releases --------------------------------------------------------------------------
-    def build(self, tag: str, log: Log) -> Release:
+    def build(self, tag: str, log: Log, labels: Mapping[str, str]) -> Release:
         context = (self.config.root / self.config.build.context).resolve()
         reports = (self.config.root / self.config.reports.dir).resolve()
-        info = build_release(self.releases, tag, context, excluded={self.root.parent.resolve(), reports},
-                             in_use=self._runs, log=log)
+        info = build_release(self.builds, tag, context, excluded={self.root.parent.resolve(), reports},
+                             in_use=self._runs, log=log, labels=labels)
         return Release(image=info.id, digest=info.digest)
 
     def _runs(self, release_id: str) -> str | None:
         """The colour that runs release ``release_id`` of this app now, if any."""
-        wanted = (self.releases / release_id).resolve()
+        wanted = (self.builds / release_id).resolve()
         for colour, instance in self.instances().items():
             if instance.running and self._release_dir(instance.release.image).resolve() == wanted:
                 return colour
@@ -83,12 +88,12 @@ class ProcessPlatform:
         on this machine (one app's build deployed as another app, as the end-to-end tests do)."""
         if "/" in image:
             return Path(image)
-        return self.releases / check_id(image)
+        return self.builds / check_id(image)
 
     def resolve(self, image: str) -> Release:
         info = ReleaseInfo.load(self._release_dir(image))
         if info is None:
-            raise ConfigError(f"no release {image!r} in {self.releases}",
+            raise ConfigError(f"no release {image!r} in {self.builds}",
                               "run `bgci build` first or pass --image with a release id it built")
         return Release(image=image if "/" in image else info.id, digest=info.digest)
 
@@ -124,7 +129,7 @@ class ProcessPlatform:
                               "platform.kind = \"process\"",
                               "e.g. command = \"gunicorn app:app -b 127.0.0.1:{port}\"")
         if not self.has(release):
-            raise ConfigError(f"release {release.short} is not built in {self.releases}",
+            raise ConfigError(f"release {release.short} is not built in {self.builds}",
                               "run `bgci build` on this machine first")
         self.stop(colour, min(self.config.switch.drain, 10.0), log)
         release_dir = self._release_dir(release.image)
@@ -183,24 +188,81 @@ class ProcessPlatform:
             log.info(f"{colour}: still running after {grace:.0f}s: killed its process group")
         pidfile.unlink(missing_ok=True)
 
-    def run_once(self, release: Release, command: str, env: dict[str, str],
-                 timeout: float) -> tuple[int, str]:
+    def run_once(self, release: Release, command: str, env: dict[str, str], timeout: float, *,
+                 spec: ColourSpec | None = None,
+                 echo: Callable[[str], None] | None = None) -> tuple[int, str]:
         release_dir = self._release_dir(release.image)
         if not self.has(release):
-            raise ConfigError(f"release {release.short} is not built in {self.releases}")
-        proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=release_dir / "app",
-                                env=self._env(release_dir, self.config.platform.env, env),
-                                stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-            return proc.returncode, out.decode("utf-8", "replace")
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)  # the whole one-off, children included
-            out, _ = proc.communicate()
-            return 124, out.decode("utf-8", "replace") + f"\n(timed out after {timeout:.0f}s)"
+            raise ConfigError(f"release {release.short} is not built in {self.builds}")
+        base = spec.env if spec is not None else self.config.platform.env
+        with tempfile.NamedTemporaryFile(prefix="bgci-one-off-") as out:
+            proc = subprocess.Popen(["/bin/sh", "-c", command], cwd=release_dir / "app",
+                                    env=self._env(release_dir, base, env), stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            done = threading.Event()
+            pump = threading.Thread(target=lambda: _pump(out.name, echo, done), daemon=True) \
+                if echo else None
+            if pump is not None:
+                pump.start()
+            note = ""
+            try:
+                code = proc.wait(timeout=timeout or None)
+            except BaseException as exc:  # past its time, or bgci interrupted: end it too
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)  # the whole one-off, children included
+                proc.wait()
+                if not isinstance(exc, subprocess.TimeoutExpired):
+                    raise
+                code, note = 124, f"\n(timed out after {timeout:.0f}s)"
+            finally:
+                done.set()
+                if pump is not None:
+                    pump.join(5)
+            out.seek(0)
+            return code, out.read().decode("utf-8", "replace") + note
+
+    def output(self, colour: Colour, *, tail: int | None, since: float | None,
+               follow: bool) -> Iterator[str]:
+        if since is not None:
+            raise ConfigError("--since: the process platform keeps the colours' output without a "
+                              "time on each line", "use --tail N (and -f to follow)")
+        record = detached.read_record(self._dir(colour) / "process.json")
+        yield from detached.follow(
+            self._dir(colour) / "output.log", tail=tail,
+            keep_going=lambda: follow and record is not None and detached.alive(record))
+
+    def built(self, release: Release) -> float | None:
+        info = ReleaseInfo.load(self._release_dir(release.image))
+        return info.built_at if info is not None and self.has(release) else None
+
+    def releases(self) -> list[Release]:
+        found = []
+        for directory in sorted(self.builds.glob("*/")) if self.builds.is_dir() else []:
+            info = ReleaseInfo.load(directory)
+            if info is not None:
+                found.append(Release(image=info.id, digest=info.digest))
+        return found
+
+    def remove(self, release: Release) -> None:
+        where = self._release_dir(release.image)
+        if where.parent.resolve() == self.builds.resolve() and where.is_dir():
+            shutil.rmtree(where)
+
+    def destroy(self, dry_run: bool) -> list[str]:
+        done = []
+        for colour in COLOURS:
+            record = detached.read_record(self._dir(colour) / "process.json")
+            if record is not None and detached.alive(record):
+                done.append(f"{colour}'s process group (pid {record.pid})")
+                if not dry_run:
+                    detached.terminate(record, 1.0)
+        for directory in (self.root / "colours", self.builds):
+            if directory.is_dir():
+                count = len(list(directory.iterdir()))
+                done.append(f"{directory}/ ({count} entr{'y' if count == 1 else 'ies'})")
+                if not dry_run:
+                    shutil.rmtree(directory)
+        return done
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         return detached.tail(self._dir(colour) / "output.log", lines)
@@ -217,3 +279,17 @@ class ProcessPlatform:
         output = detached.tail(self._dir(colour) / "output.log", 400)
         return crash.describe(f"{colour}'s process (pid {record.pid}) {how}", output,
                               FAILURE_LINES)
+
+
+def _pump(path: str, echo: Callable[[str], None] | None, done: threading.Event) -> None:
+    """Pass what a one-off writes to its output file to ``echo``, until ``done`` and read."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    with open(path, "rb") as handle:
+        while True:
+            data = handle.read(65536)
+            if data and echo is not None:
+                echo(decoder.decode(data))
+            elif not data:
+                if done.is_set():
+                    return
+                time.sleep(0.1)

@@ -26,9 +26,9 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from bgci.atomic import write_atomic
@@ -52,14 +52,16 @@ class ReleaseInfo:
     installed: list[str]  # name==version of every distribution in the venv
     python: str
     built_at: float
+    labels: dict[str, str] = field(default_factory=dict)  # the git revision, dirty or not
 
     @classmethod
     def load(cls, directory: Path) -> ReleaseInfo | None:
         try:
             data = json.loads((directory / RELEASE_FILE).read_text(encoding="utf-8"))
+            labels = data.get("labels") if isinstance(data.get("labels"), dict) else {}
             return cls(str(data["id"]), str(data["digest"]), str(data["sources"]),
                        [str(x) for x in data["installed"]], str(data["python"]),
-                       float(data["built_at"]))
+                       float(data["built_at"]), {str(k): str(v) for k, v in labels.items()})
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -131,7 +133,8 @@ def _build_lock(releases: Path) -> Iterator[None]:
 
 
 def build_release(releases: Path, release_id: str, context: Path, *, excluded: set[Path],
-                  in_use: Callable[[str], str | None], log: Log) -> ReleaseInfo:
+                  in_use: Callable[[str], str | None], log: Log,
+                  labels: Mapping[str, str] | None = None) -> ReleaseInfo:
     """Build ``releases/<release_id>`` from ``context`` (reused when its sources are unchanged).
 
     ``in_use(id)`` names the colour that runs that release, if any: a release that runs is never
@@ -159,7 +162,7 @@ def build_release(releases: Path, release_id: str, context: Path, *, excluded: s
             shutil.rmtree(target)
         started = time.monotonic()
         try:
-            info = _build(target, release_id, context, excluded, log)
+            info = _build(target, release_id, context, excluded, log, dict(labels or {}))
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
@@ -168,7 +171,8 @@ def build_release(releases: Path, release_id: str, context: Path, *, excluded: s
         return info
 
 
-def _build(target: Path, release_id: str, context: Path, excluded: set[Path], log: Log) -> ReleaseInfo:
+def _build(target: Path, release_id: str, context: Path, excluded: set[Path], log: Log,
+           labels: dict[str, str]) -> ReleaseInfo:
     app, venv = target / "app", target / "venv"
     log.info(f"copying {context} into {app}")
     copy_sources(context, app, excluded)
@@ -189,7 +193,7 @@ def _build(target: Path, release_id: str, context: Path, excluded: set[Path], lo
     installed = installed_set(venv)
     info = ReleaseInfo(id=release_id, digest=release_digest(sources, installed), sources=sources,
                        installed=installed, python=".".join(map(str, sys.version_info[:3])),
-                       built_at=time.time())
+                       built_at=time.time(), labels=labels)
     write_atomic(target / RELEASE_FILE, json.dumps(asdict(info), indent=1).encode())
     return info
 

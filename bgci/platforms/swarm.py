@@ -19,6 +19,7 @@ is run by its ID, which suits a single-node swarm only.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import docker
@@ -28,12 +29,13 @@ from docker.types import EndpointSpec, RestartPolicy, ServiceMode
 from bgci import crash
 from bgci.docker_engine import (
     LABEL,
-    EngineReleases,
+    decoded,
     engine,
     run_one_off,
     spec_label,
     spec_of,
 )
+from bgci.docker_images import EngineReleases
 from bgci.errors import InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, ColourSpec, Instance, Release
@@ -73,10 +75,12 @@ class SwarmPlatform(EngineReleases):
         self.client = client  # a manager's engine (bgci.registry checks it is one)
         self.network = f"bgci-{self.app}"
 
-    def run_once(self, release: Release, command: str, env: dict[str, str],
-                 timeout: float) -> tuple[int, str]:
+    def run_once(self, release: Release, command: str, env: dict[str, str], timeout: float, *,
+                 spec: ColourSpec | None = None,
+                 echo: Callable[[str], None] | None = None) -> tuple[int, str]:
         ensure_overlay(self.client, self.network, self.app)  # attachable: a container may join
-        return run_one_off(self.client, self.config, self.network, release, command, env, timeout)
+        return run_one_off(self.client, self.config, self.network, release, command, env, timeout,
+                           spec=spec, echo=echo)
 
     def _service_image(self, release: Release, log: Log) -> str:
         """What the nodes run: the registry digest when there is one, else the local image ID."""
@@ -199,3 +203,49 @@ class SwarmPlatform(EngineReleases):
                 return ""
             chunks = service.logs(stdout=True, stderr=True, tail=lines)
             return b"".join(chunks).decode("utf-8", "replace")
+
+    def output(self, colour: Colour, *, tail: int | None, since: float | None,
+               follow: bool) -> Iterator[str]:
+        with engine(f"read the logs of service {self.app}-{colour}"):
+            service = self._colour_service(colour)
+            if service is None:
+                return
+            yield from decoded(service.logs(stdout=True, stderr=True, follow=follow,
+                                            tail="all" if tail is None else tail,
+                                            since=int(since) if since else None))
+
+    def destroy(self, dry_run: bool) -> list[str]:
+        done: list[str] = []
+        with engine(f"remove the services, containers and network of {self.app}"):
+            for service in self.client.services.list(filters={"label": [
+                    f"{LABEL}.app={self.app}", f"{LABEL}.role=colour"]}):
+                done.append(f"service {service.name}")
+                if not dry_run:
+                    scale_down_and_remove(self.client, service, 30.0)
+            for container in self.client.containers.list(all=True, filters={"label": [
+                    f"{LABEL}.app={self.app}"]}):
+                if container.labels.get(f"{LABEL}.role") in ("one-off", "hook"):
+                    done.append(f"container {container.name} ({container.status})")
+                    if not dry_run:
+                        container.remove(force=True)
+            for network in self.client.networks.list(names=[self.network]):
+                if network.name == self.network:
+                    done.append(f"network {network.name}")
+                    if not dry_run:
+                        _remove_network(network)
+        return done
+
+
+def _remove_network(network: Any) -> None:
+    """Remove an overlay network once the tasks of the services just removed have left it."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            network.remove()
+            return
+        except docker.errors.NotFound:
+            return
+        except docker.errors.APIError:  # "has active endpoints" for a moment
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)

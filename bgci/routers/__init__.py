@@ -160,6 +160,10 @@ class RouterBase:
     def changes(self) -> list[str]:
         return changes(self.host, self.spec)
 
+    def destroy(self, dry_run: bool) -> list[str]:
+        """Remove a managed router and its files (nothing of the user's router)."""
+        return self.host.destroy(self.spec, dry_run)
+
     def set_backend(self, colour: Colour, address: str | None) -> None:
         """Point ``colour``'s server at ``host:port`` (None: no server, 503)."""
         if address:

@@ -9,13 +9,16 @@ configuration (``hooks.on_failure.stages``) and the three CI wrappers are checke
 
 # Every command that runs a stage and leaves <stage>.xml and <stage>.json (``deploy`` leaves those
 # of the four stages it runs; ``lock status`` and ``lock release`` leave lock.*, ``router reboot``
-# router.*).
+# router.*, ``quarantine list`` and ``quarantine clear`` quarantine.*). ``logs``, ``exec`` and
+# ``config`` print and leave no report.
 STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "status", "retire", "down",
-          "up", "deploy", "router", "lock")
+          "up", "deploy", "router", "lock", "releases", "quarantine", "destroy")
 # The stages that change something, after which hooks.on_failure may run (status and lock only
 # read, so never "fail"; deploy fails as one of the stages it runs).
 FAILURE_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "retire", "down", "up",
                   "router")
 # What a CI wrapper runs as its ``stage`` (action.yml, ci-templates/gitlab, ci-templates/jenkins).
 WRAPPER_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "status", "retire",
-                  "down", "up", "deploy")
+                  "down", "up", "deploy", "releases")
+# The operator's commands that print and leave no report (no stage of their own).
+TOOLS = ("logs", "exec", "config")

@@ -1,4 +1,6 @@
-"""`bgci rollback`: live traffic back to the previous colour, re-created from its digest if gone."""
+"""`bgci rollback`: live traffic back to the previous colour, re-created from its digest if gone;
+`bgci rollback --to VERSION|DIGEST`: any recorded release still on the target, started on the
+idle colour, health-checked, then switched to."""
 
 from __future__ import annotations
 
@@ -8,10 +10,11 @@ from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import Check, StageResult
+from bgci.model import Check, Colour, Release, StageResult
 from bgci.record import Intent, State
 from bgci.stages.common import confirm, drain, failing_logs, health_check, history
 from bgci.stages.reconcile import conclude, reconcile
+from bgci.stages.releases import find_release
 from bgci.timings import mark
 
 
@@ -63,6 +66,75 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
             started = d.platform.start(target, release, spec, d.log)
             d.router.set_backend(target, started.address)
             checkpoint("rollback:recreated")
+    _move(d, result, state, live, target, release, bad, reason)
+
+
+def rollback_to(d: Deployment, result: StageResult, wanted: str, *,
+                dry_run: bool = False) -> StageResult:
+    """Live traffic to the recorded release ``wanted`` (a version, image or digest), started on
+    the idle colour from its digest with the settings it last ran with; what was live is
+    quarantined, as by a plain rollback."""
+    with d.locked():
+        checkpoint("rollback:locked")
+        state, view = reconcile(d, result)
+        record = find_release(state, wanted)
+        release = record.release
+        live = view.live
+        result.set_release(release)
+        if live is None:
+            raise Refused("nothing is live yet: there is nothing to roll back from",
+                          f"deploy it with `bgci deploy-green --image {release.image}`, verify "
+                          "and switch")
+        running = view.running(live)
+        if running is not None and running.release.digest == release.digest:
+            result.colour = live
+            result.message = f"{live} already runs {release.short} live; nothing to do"
+            result.add(Check("rollback", "passed", 0.0, result.message))
+            d.log.info(result.message)
+            conclude(d, result)
+            return result
+        reason = state.quarantined.get(release.digest)
+        if reason:
+            raise Refused(f"{release.short} is quarantined: {reason}",
+                          f"`bgci quarantine clear {release.digest} --reason ...` lifts it, "
+                          "if it is safe again")
+        if d.platform.built(release) is None:
+            raise Refused(f"{release.short} is no longer on the target (its image or release "
+                          "was removed)", "build that version again, then deploy-green, "
+                          "verify and switch")
+        target = view.idle
+        result.colour = target
+        bad = running.release if running else state.release_of(live)
+        instance = view.running(target)
+        ready = instance is not None and instance.release.digest == release.digest
+        if dry_run:
+            how = "already running there" if ready else "started there first"
+            plan = d.router.describe_switch(target)
+            result.message = (f"dry run: would roll back live {live} -> {target} running "
+                              f"{release.short} ({how})")
+            result.extra["plan"] = plan
+            d.log.info(f"{result.message}\n{plan}")
+            return result
+        if not ready:
+            spec = record.spec or d.platform.spec()
+            with d.log.group(f"start {release.short} on {target}"):
+                started = d.platform.start(target, release, spec, d.log)
+                d.router.set_backend(target, started.address)
+                checkpoint("rollback:recreated")
+            state.deployed(target, release, spec)
+            history(d, state, "rollback", f"{target} now runs {release.image} (rollback --to)",
+                    release)
+            d.store.write(state)
+        _move(d, result, state, live, target, release, bad,
+              f"rolled back to {record.version} by `bgci rollback --to`")
+        conclude(d, result)
+    return result
+
+
+def _move(d: Deployment, result: StageResult, state: State, live: Colour, target: Colour,
+          release: Release, bad: Release | None, reason: str) -> None:
+    """Health of ``target`` through the preview, then live traffic to it, confirmed; ``bad``
+    (what ran live) is quarantined with ``reason``; ``live`` is drained and keeps running."""
     check = result.add(failing_logs(d, target, health_check(d, target, f"health {target}")))
     if not check.ok:
         raise CheckFailed(f"{target} ({release.short}) is not healthy; live traffic stays on "

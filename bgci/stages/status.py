@@ -83,6 +83,7 @@ def status(d: Deployment, result: StageResult, *, history: int = 10) -> StageRes
     }
     fresh = live is None and not instances and not any(r.release for r in state.colours.values())
     result.extra["status"]["nothing_deployed"] = fresh
+    result.display = render(result.extra["status"])
     if fresh:
         result.message = "nothing deployed yet: run `bgci deploy-green`"
     problem = _problem(state.down, live, seen.colour, seen.detail)

@@ -38,11 +38,16 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: 
         result.colour = target
         result.set_release(release)
         if not state.is_verified(release.digest):
-            why = ("is quarantined" if release.digest in state.quarantined
+            quarantined = state.quarantined.get(release.digest)
+            why = (f"is quarantined ({quarantined})" if quarantined
                    else "has not passed `bgci verify`")
             if not force:
                 raise Refused(f"{target} runs {release.short}, which {why}",
-                              "run `bgci verify` first (or `bgci switch --force` to override)")
+                              f"`bgci quarantine clear {release.digest} --reason ...` lifts the "
+                              "quarantine when it is safe again (then verify, unless it passed "
+                              "already), or `bgci switch --force` overrides it" if quarantined
+                              else "run `bgci verify` first (or `bgci switch --force` to "
+                              "override)")
             d.log.info(f"--force: switching to {target} although it {why}")
         check = result.add(failing_logs(d, target, health_check(
             d, target, f"health {target} before switch",

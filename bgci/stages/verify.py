@@ -52,8 +52,15 @@ def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
         history(d, state, "verify", f"{idle} verified", release)
         d.store.write(state)
         seen = conclude(d, result)
-        d.log.info(f"{idle} ({release.short}) verified: `bgci switch` may send live traffic to "
-                   f"it; {live_line(seen)}")
+        quarantined = state.quarantined.get(release.digest)
+        if quarantined:
+            result.message = (f"{idle} ({release.short}) passed verify, but it is quarantined "
+                              f"({quarantined}): `bgci switch` refuses it until `bgci quarantine "
+                              f"clear {release.digest} --reason ...`; {live_line(seen)}")
+            d.log.warning(result.message)
+        else:
+            d.log.info(f"{idle} ({release.short}) verified: `bgci switch` may send live traffic "
+                       f"to it; {live_line(seen)}")
     return result
 
 

@@ -117,6 +117,22 @@ class DockerStore:
             pid=int(labels.get(f"{LABEL}.pid") or 0),
         )
 
+    def destroy(self, dry_run: bool) -> list[str]:
+        done = []
+        with engine("remove the deployment state"):
+            for name in (self.state_name, self.lock_name):
+                with contextlib.suppress(docker.errors.NotFound):
+                    container = self.client.containers.get(name)
+                    done.append(f"container {name}")
+                    if not dry_run:
+                        container.remove(force=True)
+            for volume in self.client.volumes.list(filters={"name": self.volume}):
+                if volume.name == self.volume:
+                    done.append(f"volume {self.volume}")
+                    if not dry_run:
+                        volume.remove(force=True)
+        return done
+
     def unlock(self, info: LockInfo) -> None:
         with engine("release the deploy lock"):
             try:

@@ -8,6 +8,7 @@ releasing compares the token and removes the file in one step that no other bgci
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -86,7 +87,21 @@ class FileStore:
             self._sync_dir()
         return None
 
+    def destroy(self, dry_run: bool) -> list[str]:
+        done = [str(path) for path in (self.state_path, self.lock_path) if path.exists()]
+        if dry_run or not self.directory.exists():
+            return done
+        with self._guarded("remove the deployment state"):
+            self.state_path.unlink(missing_ok=True)
+            self.lock_path.unlink(missing_ok=True)
+        self.guard_path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # what another part of bgci left there stays
+            self.directory.rmdir()
+        return done
+
     def unlock(self, info: LockInfo) -> None:
+        if not self.directory.exists():
+            return  # destroyed, lock and all
         with self._guarded("release the deploy lock"):
             current = self._holder()
             if current is None or current.token != info.token:

@@ -158,6 +158,18 @@ class SwarmStore:
             pid=pid,
         )
 
+    def destroy(self, dry_run: bool) -> list[str]:
+        done = []
+        with engine("remove the deployment state (swarm configs)"):
+            configs = [config for _, config in self._generations()]
+            lock = self._lock_config()
+            for config in [*configs, *([lock] if lock is not None else [])]:
+                done.append(f"swarm config {config.name}")
+                if not dry_run:
+                    with contextlib.suppress(docker.errors.NotFound):
+                        config.remove()
+        return done
+
     def unlock(self, info: LockInfo) -> None:
         with engine("release the deploy lock (swarm config)"):
             config = self._lock_config()

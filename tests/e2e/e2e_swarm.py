@@ -35,6 +35,9 @@ SWARM_SUBSET = frozenset({
     # service removed: healed from the state (tests/e2e/test_never_worse.py)
     "test_a_new_port_reaches_only_the_new_release_and_rollback_keeps_the_old[swarm]",
     "test_drift_is_healed_from_the_state_before_the_idle_colour_is_touched[swarm-router removed]",
+    # the operator's commands: service logs followed, a one-off on the overlay, rollback --to
+    # re-creating a service, destroy removing services, configs, volume and network
+    "test_the_operators_commands[swarm]",
 })
 ALL_ENV = "BGCI_E2E_SWARM"
 

@@ -136,7 +136,7 @@ def test_a_process_build_leaves_out_the_wrappers_venv_and_the_reports(tmp_path: 
 
         debug = info
 
-    ProcessPlatform(config).build("v1", Log())  # type: ignore[arg-type]
+    ProcessPlatform(config).build("v1", Log(), {})  # type: ignore[arg-type]
     app = root / "state" / "tiny" / "releases" / "v1" / "app"
     assert sorted(p.relative_to(app).as_posix() for p in app.rglob("*")) == [
         ".dockerignore", "VERSION", "app.py", "bgci.toml"]

@@ -129,7 +129,7 @@ def test_build_makes_a_release_with_its_own_venv_and_a_content_digest(
     (root / "__pycache__").mkdir()
     (root / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\0")
     log = Log()
-    first = platform.build("v1", log)
+    first = platform.build("v1", log, {})
     release_dir = root / "state" / "tiny" / "releases" / "v1"
     assert first.image == "v1" and first.digest.startswith("sha256:")
     assert (release_dir / "venv" / "bin" / "python").exists()
@@ -137,13 +137,13 @@ def test_build_makes_a_release_with_its_own_venv_and_a_content_digest(
     assert copied == ["VERSION", "app.py", "bgci.toml", "stubborn.py"]  # no .git, cache, state dir
     assert platform.resolve("v1") == first and platform.has(first)
 
-    again = platform.build("v1", log)  # same sources: the same release, not rebuilt
+    again = platform.build("v1", log, {})  # same sources: the same release, not rebuilt
     assert again == first
     assert any("already built" in line for line in log.lines)
-    assert platform.build("other-tag", log).digest == first.digest  # the digest is the content
+    assert platform.build("other-tag", log, {}).digest == first.digest  # the digest is the content
 
     (root / "VERSION").write_text("2.0.0\n")
-    second = platform.build("v2", log)
+    second = platform.build("v2", log, {})
     assert second.digest != first.digest
     assert not platform.has(Release("v1", second.digest))
     with pytest.raises(ConfigError):
@@ -155,7 +155,7 @@ def test_build_makes_a_release_with_its_own_venv_and_a_content_digest(
 def test_a_colour_outlives_the_bgci_process_that_started_it(
         app: tuple[Config, ProcessPlatform]) -> None:
     config, platform = app
-    release = platform.build("v1", Log())
+    release = platform.build("v1", Log(), {})
     starter = textwrap.dedent(f"""
         from bgci.config import load_config
         from bgci.platforms.process import ProcessPlatform
@@ -189,7 +189,7 @@ def test_a_colour_outlives_the_bgci_process_that_started_it(
 def test_stop_ends_the_whole_group_and_forgets_the_colour(
         app: tuple[Config, ProcessPlatform]) -> None:
     config, platform = app
-    release = platform.build("v1", Log())
+    release = platform.build("v1", Log(), {})
     instance = platform.start("green", release, platform.spec(), Log())
     get(instance.direct_url)
     record = detached.read_record(config.root / "state" / "tiny" / "colours" / "green" / "process.json")
@@ -205,9 +205,9 @@ def test_stop_ends_the_whole_group_and_forgets_the_colour(
 
 def test_start_on_a_busy_colour_replaces_what_ran_there(app: tuple[Config, ProcessPlatform]) -> None:
     config, platform = app
-    v1 = platform.build("v1", Log())
+    v1 = platform.build("v1", Log(), {})
     (config.root / "VERSION").write_text("2.0.0\n")
-    v2 = platform.build("v2", Log())
+    v2 = platform.build("v2", Log(), {})
     first = platform.start("blue", v1, platform.spec(), Log())
     assert get(first.direct_url).split(" ")[1] == "1.0.0"
     second = platform.start("blue", v2, platform.spec(), Log())
@@ -221,7 +221,7 @@ def test_a_process_that_ignores_sigterm_is_killed_with_its_children_after_the_gr
     config = make_app(tmp_path / "app", "1.0.0", command="python stubborn.py")
     platform = ProcessPlatform(config)
     try:
-        release = platform.build("v1", Log())
+        release = platform.build("v1", Log(), {})
         platform.start("blue", release, platform.spec(), Log())
         deadline = time.monotonic() + 15
         while "child" not in platform.logs("blue") and time.monotonic() < deadline:
@@ -264,7 +264,7 @@ def test_a_reused_pid_is_never_taken_for_a_colour(app: tuple[Config, ProcessPlat
 def test_run_once_runs_in_the_release_environment_with_a_timeout(
         app: tuple[Config, ProcessPlatform]) -> None:
     config, platform = app
-    release = platform.build("v1", Log())
+    release = platform.build("v1", Log(), {})
     code, out = platform.run_once(release, 'python -c "import sys; print(sys.prefix)"; '
                                   'echo "$GREETING $BGCI_STAGE"; cat VERSION',
                                   {"BGCI_STAGE": "switch"}, timeout=30)

@@ -6,71 +6,18 @@ pipeline; its health probes and confirmations are real HTTP requests to the fake
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bgci.errors import BgciError
-from bgci.model import StageResult
 from bgci.stages.deploy_green import deploy_green
 from bgci.stages.retire import retire
 from bgci.stages.rollback import rollback
 from bgci.stages.status import status
 from bgci.stages.switch import switch
 from bgci.stages.verify import verify
-from tests.fakes import World, fake_deployment
-
-Stage = Callable[..., Any]
-
-
-class Pipeline:
-    """Runs stages against one World, each in a Deployment of its own: (exit code, result)."""
-
-    def __init__(self, tmp_path: Path, world: World) -> None:
-        self.tmp_path, self.world = tmp_path, world
-
-    def run(self, name: str, stage: Stage, *args: Any,
-            settings: dict[str, dict[str, Any]] | None = None, **kw: Any) -> tuple[int, StageResult]:
-        result = StageResult(stage=name, app="shop")
-        with fake_deployment(self.tmp_path, self.world, settings) as d:
-            try:
-                stage(d, result, *args, **kw)
-            except BgciError as exc:
-                result.message = str(exc)
-                return exc.exit_code, result
-        return 0, result
-
-    def ok(self, name: str, stage: Stage, *args: Any, **kw: Any) -> StageResult:
-        code, result = self.run(name, stage, *args, **kw)
-        assert code == 0, f"{name} exited {code}: {result.message}"
-        return result
-
-    def refused(self, name: str, stage: Stage, *args: Any, **kw: Any) -> str:
-        code, result = self.run(name, stage, *args, **kw)
-        assert code == 4, f"{name} should refuse (exit 4), exited {code}: {result.message}"
-        return result.message
-
-    def state(self) -> dict[str, Any]:
-        assert self.world.state is not None
-        return self.world.state
-
-    # the pipeline's usual steps
-    def deploy(self, image: str, **kw: Any) -> StageResult:
-        return self.ok("deploy-green", deploy_green, image, **kw)
-
-    def verify(self) -> StageResult:
-        return self.ok("verify", verify)
-
-    def switch(self, **kw: Any) -> StageResult:
-        return self.ok("switch", switch, **kw)
-
-    def release(self, image: str) -> None:
-        """``image`` deployed, verified and live."""
-        self.deploy(image)
-        self.verify()
-        self.switch()
+from tests.fakes import Pipeline, World
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 
 from bgci.errors import LockHeld
 from bgci.lock import deploy_lock, new_lock
-from bgci.model import Release
+from bgci.model import ColourSpec, Release
 from bgci.ports import LockInfo
-from bgci.record import HISTORY_LIMIT, State
+from bgci.record import HISTORY_LIMIT, RELEASES_LIMIT, State
 
 
 class MemoryStore:
@@ -164,3 +164,44 @@ def test_lock_of_a_live_or_remote_process_is_respected() -> None:
     store.lock = LockInfo("remote", "", since=time.time(), token="t", host="another-runner", pid=1)
     with pytest.raises(LockHeld), deploy_lock(store, new_lock("b", ""), ttl=900, wait=0, say=print):
         pass
+
+
+def test_releases_record_deploys_and_live_spans_and_survive_a_round_trip() -> None:
+    state = State("shop")
+    v1, v2 = Release("shop:1", "sha256:1"), Release("shop:2", "sha256:2")
+    state.deployed("blue", v1, ColourSpec(port=8000, env={"A": "1"}))
+    state.switched("blue", None)
+    state.deployed("green", v2, ColourSpec(port=9000))
+    state.switched("green", "blue")
+    again = State.from_dict("shop", json.loads(json.dumps(state.to_dict())))
+    one, two = again.releases["sha256:1"], again.releases["sha256:2"]
+    assert (one.version, two.version) == ("1", "2")
+    assert one.live_since and one.live_until, "v1 was live until v2 went live"
+    assert two.live_since and not two.live_until
+    assert one.spec == ColourSpec(port=8000, env={"A": "1"}), "rollback --to starts it as it ran"
+    state.rolled_back("blue", v2, "bake failed")
+    assert state.releases["sha256:2"].live_until and not state.releases["sha256:1"].live_until
+
+
+def test_a_state_of_bgci_0_1_gets_its_releases_from_the_history() -> None:
+    old = {"history": [
+        {"at": "2026-11-01T10:00:00.000Z", "stage": "deploy-green", "outcome": "passed",
+         "image": "shop:1", "digest": "sha256:1"},
+        {"at": "2026-11-02T10:00:00.000Z", "stage": "deploy-green", "outcome": "failed",
+         "image": "shop:bad", "digest": "sha256:bad"},
+        {"at": "2026-11-03T10:00:00.000Z", "stage": "deploy-green", "outcome": "passed",
+         "image": "shop:1b", "digest": "sha256:1"},
+    ]}
+    releases = State.from_dict("shop", old).releases
+    assert list(releases) == ["sha256:1"]
+    record = releases["sha256:1"]
+    assert record.release.image == "shop:1b", "the newest name it was deployed by"
+    assert record.deployed_first < record.deployed_last
+
+
+def test_only_the_newest_releases_are_kept() -> None:
+    state = State("shop")
+    for n in range(RELEASES_LIMIT + 5):
+        state.deployed("blue", Release(f"shop:{n}", f"sha256:{n}"), None)
+    assert len(state.releases) == RELEASES_LIMIT
+    assert "sha256:0" not in state.releases and f"sha256:{RELEASES_LIMIT + 4}" in state.releases

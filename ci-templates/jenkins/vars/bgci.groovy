@@ -12,7 +12,7 @@ import groovy.transform.Field
 
 @Field static final List<String> STAGES = [
     'build', 'deploy-green', 'verify', 'switch', 'rollback', 'status', 'retire', 'down', 'up',
-    'deploy']
+    'deploy', 'releases']
 // Stages that change the deployment: the optional `lock` is taken around them.
 @Field static final List<String> DEPLOYING = [
     'deploy-green', 'verify', 'switch', 'rollback', 'retire', 'down', 'up', 'deploy']
@@ -74,7 +74,8 @@ Map verify(Map opts = [:]) { run(opts + [stage: 'verify']) }
 /** `bgci.switchTraffic(...)`: send live traffic to the verified idle colour (`bgci switch`). */
 Map switchTraffic(Map opts = [:]) { run(opts + [stage: 'switch']) }
 
-/** `bgci.rollback(...)`: live traffic back to the previous colour. */
+/** `bgci.rollback(...)`: live traffic back to the previous colour (args: '--to 1.4.2': to any
+ *  recorded release). */
 Map rollback(Map opts = [:]) { run(opts + [stage: 'rollback']) }
 
 /** `bgci.status(...)`: what runs where, the lock and the history. */
@@ -91,6 +92,9 @@ Map up(Map opts = [:]) { run(opts + [stage: 'up']) }
 
 /** `bgci.deploy(...)`: build, deploy-green, verify and switch in one call. */
 Map deploy(Map opts = [:]) { run(opts + [stage: 'deploy']) }
+
+/** `bgci.releases(...)`: every release the app ran (releases.json is archived). */
+Map releases(Map opts = [:]) { run(opts + [stage: 'releases']) }
 
 /** `bgci(stage: 'verify', ...)` is `bgci.run(stage: 'verify', ...)`. */
 Map call(Map opts = [:]) { run(opts) }
