@@ -220,6 +220,21 @@ def _push(client: docker.DockerClient, ref: str, log: Log) -> None:
     log.info(f"pushed {digests[0] if digests else ref}")
 
 
+def built_image(client: docker.DockerClient, config: Config, tag: str) -> Release | None:
+    """The image ``build_image`` tagged ``tag`` earlier, if the engine still has it (never
+    pulled: a build changes only this engine)."""
+    ref = f"{config.image_repo}:{tag}"
+    with engine(f"look up image {ref}"):
+        try:
+            return Release(image=ref, digest=str(client.images.get(ref).id))
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code != 400:
+                raise
+            return None  # not a reference: the build itself says so
+
+
 def resolve_image(client: docker.DockerClient, image: str) -> Release:
     """The release ``image`` names on the engine (pulled when missing), with its image ID."""
     with engine(f"look up image {image}"):
@@ -291,6 +306,9 @@ class EngineReleases:
 
     def build(self, tag: str, log: Log) -> Release:
         return build_image(self.client, self.config, tag, log)
+
+    def built(self, tag: str) -> Release | None:
+        return built_image(self.client, self.config, tag)
 
     def resolve(self, image: str) -> Release:
         return resolve_image(self.client, image)

@@ -70,6 +70,16 @@ class ProcessPlatform:
                              in_use=self._runs, log=log)
         return Release(image=info.id, digest=info.digest)
 
+    def built(self, tag: str) -> Release | None:
+        try:
+            where = self.releases / check_id(tag)
+        except ConfigError:
+            return None  # not a release id: the build itself says so
+        info = ReleaseInfo.load(where)
+        if info is None or not venv_python(where).exists():
+            return None
+        return Release(image=info.id, digest=info.digest)
+
     def _runs(self, release_id: str) -> str | None:
         """The colour that runs release ``release_id`` of this app now, if any."""
         wanted = (self.releases / release_id).resolve()

@@ -42,6 +42,7 @@ def build(d: Deployment, result: StageResult, tag: str | None = None) -> StageRe
         if not check.ok:
             raise CheckFailed(f"build.test_command failed: {check.message}",
                               "the test output is in build.xml; no image was built")
+    before = d.platform.built(tag)
     started = time.monotonic()
     with d.log.group(f"build {d.config.image_repo}:{tag}"):
         try:
@@ -50,9 +51,12 @@ def build(d: Deployment, result: StageResult, tag: str | None = None) -> StageRe
             result.add(Check("build", "failed", time.monotonic() - started, str(exc)))
             raise
     result.set_release(release)
+    # the same tag built from the same sources again is the same release: nothing changed
+    result.changed = before is None or before.digest != release.digest
+    built = "built" if result.changed else "already built, unchanged:"
     result.add(Check("build", "passed", time.monotonic() - started,
-                     f"built {release.image} ({release.digest})"))
-    d.log.info(f"built {release.image} {release.digest}")
+                     f"{built} {release.image} ({release.digest})"))
+    d.log.info(f"{built} {release.image} {release.digest}")
     return result
 
 

@@ -41,6 +41,7 @@ def retire(d: Deployment, result: StageResult, *, force: bool = False) -> StageR
             raise Refused(f"{idle} is the only way back to {prev.short}: its image is gone from "
                           "the engine", "`bgci retire --force` gives up that rollback")
         started = time.monotonic()
+        result.changed = True
         d.router.set_backend(idle, None)
         d.platform.stop(idle, d.config.switch.drain, d.log)
         result.add(Check("retire", "passed", time.monotonic() - started,

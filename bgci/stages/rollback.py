@@ -15,6 +15,7 @@ from bgci.timings import mark
 
 
 def rollback(d: Deployment, result: StageResult, *, dry_run: bool = False) -> StageResult:
+    result.dry_run = dry_run
     with d.locked():
         checkpoint("rollback:locked")
         state, _ = reconcile(d, result)
@@ -48,6 +49,7 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
     if dry_run:
         how = "instant" if instant else f"re-create {release.short} on {target} first"
         plan = d.router.describe_switch(target)
+        result.changed = True
         result.message = f"dry run: would roll back live {live} -> {target} ({how})"
         result.extra["plan"] = plan
         d.log.info(f"{result.message}\n{plan}")
@@ -58,6 +60,7 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
                           "engine", "deploy a known-good version with deploy-green and switch")
         # with the settings it ran with, not today's config: the previous release as it was
         spec = state.colours[target].spec or d.platform.spec()
+        result.changed = True
         with d.log.group(f"re-create {release.short} on {target}"):
             started = d.platform.start(target, release, spec, d.log)
             d.router.set_backend(target, started.address)
@@ -79,6 +82,7 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
         raise CheckFailed(f"rollback to {target} not confirmed: {confirmation.message}",
                           f"live traffic was put back on {live}")
     state.rolled_back(target, bad, reason)
+    result.changed = True
     history(d, state, "rollback", f"live {live} -> {target}; quarantined "
             f"{bad.short if bad else 'nothing'}", release)
     d.store.write(state)
