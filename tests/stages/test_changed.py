@@ -17,7 +17,6 @@ from bgci.stages.lock import lock_release
 from bgci.stages.retire import retire
 from bgci.stages.rollback import rollback
 from bgci.stages.status import status
-from bgci.stages.switch import switch
 from bgci.stages.verify import verify
 from tests.fakes import World
 from tests.stages.test_stage_core import Pipeline
