@@ -103,6 +103,21 @@ def has_image(client: docker.DockerClient, release: Release) -> bool:
             return False
 
 
+def tagged_image(client: docker.DockerClient, config: Config, tag: str) -> Release | None:
+    """The image ``build_image`` tagged ``tag`` earlier, if the engine still has it (never
+    pulled: a build changes only this engine)."""
+    ref = f"{config.image_repo}:{tag}"
+    with engine(f"look up image {ref}"):
+        try:
+            return Release(image=ref, digest=str(client.images.get(ref).id))
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as exc:
+            if exc.status_code != 400:
+                raise
+            return None  # not a reference: the build itself says so
+
+
 def image_built(client: docker.DockerClient, release: Release) -> float | None:
     """When the image of ``release`` was created (epoch seconds); None when it is not here."""
     with engine("look up an image"):
@@ -149,6 +164,9 @@ class EngineReleases:
 
     def has(self, release: Release) -> bool:
         return has_image(self.client, release)
+
+    def tagged(self, tag: str) -> Release | None:
+        return tagged_image(self.client, self.config, tag)
 
     def built(self, release: Release) -> float | None:
         return image_built(self.client, release)

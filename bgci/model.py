@@ -158,6 +158,10 @@ class StageResult:
     extra: dict[str, Any] = field(default_factory=dict)
     observed: bool = False  # live_colour is who answered through the live address at the end
     display: str = ""  # what a person reads on stdout instead of the one-line summary (a table)
+    # the stage changed the deployment (what runs, what serves live traffic, a release built, a
+    # digest's verified or quarantined flag, drift healed); with dry_run: it would have
+    changed: bool = False
+    dry_run: bool = False
 
     def add(self, check: Check) -> Check:
         self.checks.append(check)
@@ -178,12 +182,14 @@ class StageResult:
         }
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON report: stage, app, status and exit code first, the facts, the checks, and
-        the facts' earlier spellings (``live_colour``, ``idle_colour``, ``colour``) last, kept
-        for readers of bgci 0.1's reports (CHANGELOG.md says until when)."""
+        """The JSON report: stage, app, status and exit code first, whether it changed the
+        deployment (``changed``; under ``--dry-run``, ``dry_run`` and whether it would), the
+        facts, the checks, and the facts' earlier spellings (``live_colour``, ``idle_colour``,
+        ``colour``) last, kept for readers of bgci 0.1's reports (CHANGELOG.md says until when)."""
         data: dict[str, Any] = {
             "stage": self.stage, "app": self.app, "status": self.status,
-            "exit_code": self.exit_code, "message": self.message, **self.facts(),
+            "exit_code": self.exit_code, "message": self.message, "changed": self.changed,
+            "dry_run": self.dry_run, **self.facts(),
             "started": iso(self.started),
             "finished": iso(self.finished) if self.finished else None,
             "checks": [asdict(check) for check in self.checks],

@@ -27,6 +27,10 @@ class Platform(Protocol):
         """Build the app (image or release) tagged ``tag``, recording ``labels`` with it (the git
         revision, whether the tree was dirty); push when configured."""
 
+    def tagged(self, tag: str) -> Release | None:
+        """What an earlier build tagged ``tag`` left here, if it is still there (None: nothing,
+        or not a tag this platform could build): what tells a build that changed nothing."""
+
     def resolve(self, image: str) -> Release:
         """The release an image reference names, with its digest (ConfigError if unknown)."""
 
@@ -164,11 +168,11 @@ class Router(Protocol):
     live_url: str
     preview_url: str
 
-    def ensure(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
+    def ensure(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> bool:
         """Start the router if it does not run, sending live traffic to ``live`` (None: to what
         its own files kept), and make each colour's server match ``backends``, hitlessly. A router
         that runs with other settings (kind, image, listen address, template) is never restarted
-        on the side: Refused (exit 4) naming ``bgci router reboot``."""
+        on the side: Refused (exit 4) naming ``bgci router reboot``. True when it started it."""
 
     def reboot(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
         """Stop whatever router runs here and start it as this config says (``bgci router

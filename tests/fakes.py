@@ -106,6 +106,10 @@ class FakePlatform:
         self.world.labels[image] = dict(labels)
         return Release(image, self.world.add_image(image))
 
+    def tagged(self, tag: str) -> Release | None:
+        image = f"app:{tag}"
+        return Release(image, self.world.images[image]) if image in self.world.images else None
+
     def resolve(self, image: str) -> Release:
         if image not in self.world.images:
             raise ConfigError(f"no image {image}")
@@ -207,13 +211,15 @@ class FakeRouter:
         if not self.world.router_running:
             raise InfraError("the fake router is not running")
 
-    def ensure(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
-        if not self.world.router_running:
+    def ensure(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> bool:
+        started = not self.world.router_running
+        if started:
             self._start(live, log)
         elif self.world.router_changes:
             raise Refused(f"the fake router runs with other settings: {self.world.router_changes}",
                           "`bgci router reboot`")
         self.world.backends = dict(backends)
+        return started
 
     def _start(self, live: Colour | None, log: Log) -> None:
         self.world.router_running = True

@@ -75,6 +75,16 @@ class ProcessPlatform:
                              in_use=self._runs, log=log, labels=labels)
         return Release(image=info.id, digest=info.digest)
 
+    def tagged(self, tag: str) -> Release | None:
+        try:
+            where = self.builds / check_id(tag)
+        except ConfigError:
+            return None  # not a release id: the build itself says so
+        info = ReleaseInfo.load(where)
+        if info is None or not venv_python(where).exists():
+            return None
+        return Release(image=info.id, digest=info.digest)
+
     def _runs(self, release_id: str) -> str | None:
         """The colour that runs release ``release_id`` of this app now, if any."""
         wanted = (self.builds / release_id).resolve()

@@ -137,15 +137,16 @@ class RouterBase:
     def _take_backends(self, backends: Mapping[Colour, str]) -> None:
         self._backends = {colour: address for colour, address in backends.items() if address}
 
-    def ensure(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
+    def ensure(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> bool:
         """Start the router if it does not run (sending live traffic to ``live``, else to what
         its files kept), make each colour's server match ``backends``; Refused (exit 4) when it
-        runs with other settings."""
+        runs with other settings. True when it started the router."""
         self._take_backends(backends)
         if running_as_configured(self.host, self.spec):
             self._sync(log)
-        else:
-            self._start(live or self._saved_live(), log)
+            return False
+        self._start(live or self._saved_live(), log)
+        return True
 
     def reboot(self, backends: Mapping[Colour, str], live: Colour | None, log: Log) -> None:
         """Stop whatever router runs here (another kind, image or listen address too) and start

@@ -114,6 +114,7 @@ def build(d: Deployment, result: StageResult, tag: str | None = None, *,
         if not check.ok:
             raise CheckFailed(f"build.test_command failed: {check.message}",
                               "the test output is in build.xml; no image was built")
+    before = d.platform.tagged(tag)
     started = time.monotonic()
     with d.log.group(f"build {d.config.image_repo}:{tag}"):
         try:
@@ -123,10 +124,13 @@ def build(d: Deployment, result: StageResult, tag: str | None = None, *,
             raise
     result.set_release(release)
     result.extra["revision"], result.extra["dirty"] = source.sha, bool(source.changed)
+    # the same tag built from the same sources again is the same release: nothing changed
+    result.changed = before is None or before.digest != release.digest
+    built = "built" if result.changed else "already built, unchanged:"
     result.add(Check("build", "passed", time.monotonic() - started,
-                     f"built {release.image} ({release.digest})"))
+                     f"{built} {release.image} ({release.digest})"))
     _same_tag_other_digest(d, result, release)
-    d.log.info(f"built {release.image} {release.digest}")
+    d.log.info(f"{built} {release.image} {release.digest}")
     return result
 
 

@@ -32,6 +32,17 @@ class View:
         return instance if instance is not None and instance.running else None
 
 
+def serving(d: Deployment, view: View, digest: str) -> Instance | None:
+    """The live colour's instance when it runs ``digest`` and answered live traffic as the stage
+    began (reconcile's look): that release's pipeline has reached its goal."""
+    live = view.running(view.live) if view.live else None
+    found = d.found
+    if (not digest or live is None or live.release.digest != digest or found is None
+            or found.colour != live.colour):
+        return None
+    return live
+
+
 def history(d: Deployment, state: State, stage: str, change: str, release: Release | None,
             outcome: str = "passed") -> None:
     state.log({

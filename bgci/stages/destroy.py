@@ -42,6 +42,7 @@ def destroy(d: Deployment, result: StageResult, *, images: bool, yes: bool) -> S
             removed.append(f"image {release.short}")
         removed += d.store.destroy(dry_run=False)
         result.extra["removed"] = removed
+        result.changed = bool(removed)
         kept = [] if d.config.router.managed else [
             "router.managed = false: your router is left as it is, and bgci's part of its "
             "configuration with it"]

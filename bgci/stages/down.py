@@ -24,6 +24,9 @@ def down(d: Deployment, result: StageResult) -> StageResult:
         state = d.store.read()
         instances = d.platform.instances()
         result.live_url, result.preview_url = d.router.live_url, d.router.preview_url
+        # down again: the router and the colours were stopped by the first (unless someone
+        # started one by hand since)
+        result.changed = not state.down or any(i.running for i in instances.values())
         state.down = {"by": d.who.holder, "at": iso(time.time())}
         d.store.write(state)  # first: a down cut short is still a down (the next stage refuses)
         started = time.monotonic()
@@ -53,6 +56,7 @@ def up(d: Deployment, result: StageResult) -> StageResult:
         was = state.down
         if was:
             state.down = None
+            result.changed = True
             d.store.write(state)
         state, view = reconcile(d, result)  # starts the live colour and the router as recorded
         live = view.live

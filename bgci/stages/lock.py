@@ -21,6 +21,7 @@ def lock_release(d: Deployment, result: StageResult) -> StageResult:
         result.message = "the deploy lock was already free"
         return result
     d.store.unlock(held)
+    result.changed = True
     result.message = f"released the deploy lock held by {held.describe()}"
     d.log.info(result.message)
     return result

@@ -37,6 +37,7 @@ def quarantine_clear(d: Deployment, result: StageResult, wanted: str, reason: st
         state = d.store.read()
         digest = _quarantined_digest(state, wanted)
         was = state.quarantined.pop(digest)
+        result.changed = True
         record = state.releases.get(digest)
         name = f"{record.version} ({digest[:19]})" if record else digest
         result.set_release(record.release if record else None)

@@ -47,9 +47,14 @@ def reconcile(d: Deployment, result: StageResult, *, first_deploy: bool = False
                       "`bgci up` brings back the router and the live colour as recorded")
     instances = d.platform.instances()
     restarted = _restart_live_colour(d, state, instances)
-    d.router.ensure({c: i.address for c, i in instances.items() if i.running}, state.live, d.log)
+    if d.router.ensure({c: i.address for c, i in instances.items() if i.running}, state.live,
+                       d.log):
+        result.changed = True  # a router brought back is drift healed (the first one: a deploy)
     routed = d.router.live()
+    if restarted is not None:
+        result.changed = True
     if state.intent is not None:
+        result.changed = True  # an interrupted switch or rollback recorded, or dropped
         _finish_or_drop_intent(d, state, routed)
     elif state.live is None and routed is not None:
         state.live = routed  # a state written by bgci 0.1: the router was its record of live
@@ -58,6 +63,7 @@ def reconcile(d: Deployment, result: StageResult, *, first_deploy: bool = False
         d.log.info(f"drift: the router sends live traffic to {routed or 'nothing'}, but the "
                    f"state says {state.live}: sending it back to {state.live}")
         d.router.switch(state.live)
+        result.changed = True
         history(d, state, result.stage, f"router sent live traffic to {routed or 'nothing'}: "
                 f"back to {state.live}", state.release_of(state.live))
         d.store.write(state)

@@ -50,6 +50,7 @@ def _retire(d: Deployment, result: StageResult, state: State, view: View, force:
         raise Refused(f"{idle} is the only way back to {prev.short}: its image is gone from "
                       "the engine", "`bgci retire --force` gives up that rollback")
     started = time.monotonic()
+    result.changed = True
     d.router.set_backend(idle, None)
     d.platform.stop(idle, d.config.switch.drain, d.log)
     result.add(Check("retire", "passed", time.monotonic() - started,
@@ -82,6 +83,7 @@ def _prune(d: Deployment, result: StageResult, state: State, keep: int) -> None:
                + f" (kept the {keep} newest deployed and those the colours need)")
     result.add(Check("prune", "passed", time.monotonic() - started, message))
     if removed:
+        result.changed = True
         history(d, state, "retire", message, None)
         d.store.write(state)
     d.log.info(message)

@@ -19,6 +19,7 @@ from bgci.timings import mark
 
 
 def rollback(d: Deployment, result: StageResult, *, dry_run: bool = False) -> StageResult:
+    result.dry_run = dry_run
     with d.locked():
         checkpoint("rollback:locked")
         state, _ = reconcile(d, result)
@@ -52,6 +53,7 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
     if dry_run:
         how = "instant" if instant else f"re-create {release.short} on {target} first"
         plan = d.router.describe_switch(target)
+        result.changed = True
         result.message = f"dry run: would roll back live {live} -> {target} ({how})"
         result.extra["plan"] = plan
         d.log.info(f"{result.message}\n{plan}")
@@ -62,6 +64,7 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
                           "engine", "deploy a known-good version with deploy-green and switch")
         # with the settings it ran with, not today's config: the previous release as it was
         spec = state.colours[target].spec or d.platform.spec()
+        result.changed = True
         with d.log.group(f"re-create {release.short} on {target}"):
             started = d.platform.start(target, release, spec, d.log)
             d.router.set_backend(target, started.address)
@@ -74,6 +77,7 @@ def rollback_to(d: Deployment, result: StageResult, wanted: str, *,
     """Live traffic to the recorded release ``wanted`` (a version, image or digest), started on
     the idle colour from its digest with the settings it last ran with; what was live is
     quarantined, as by a plain rollback."""
+    result.dry_run = dry_run
     with d.locked():
         checkpoint("rollback:locked")
         state, view = reconcile(d, result)
@@ -110,6 +114,7 @@ def rollback_to(d: Deployment, result: StageResult, wanted: str, *,
         if dry_run:
             how = "already running there" if ready else "started there first"
             plan = d.router.describe_switch(target)
+            result.changed = True
             result.message = (f"dry run: would roll back live {live} -> {target} running "
                               f"{release.short} ({how})")
             result.extra["plan"] = plan
@@ -117,6 +122,7 @@ def rollback_to(d: Deployment, result: StageResult, wanted: str, *,
             return result
         if not ready:
             spec = record.spec or d.platform.spec()
+            result.changed = True
             with d.log.group(f"start {release.short} on {target}"):
                 started = d.platform.start(target, release, spec, d.log)
                 d.router.set_backend(target, started.address)
@@ -152,6 +158,7 @@ def _move(d: Deployment, result: StageResult, state: State, live: Colour, target
         raise CheckFailed(f"rollback to {target} not confirmed: {confirmation.message}",
                           f"live traffic was put back on {live}")
     state.rolled_back(target, bad, reason)
+    result.changed = True
     history(d, state, "rollback", f"live {live} -> {target}; quarantined "
             f"{bad.short if bad else 'nothing'}", release)
     d.store.write(state)

@@ -70,6 +70,7 @@ def reboot(d: Deployment, result: StageResult) -> StageResult:
         d.found = observe(d.router.live_url, d.config.health)
         d.log.info(f"rebooting the router ({what}); live traffic is cut until it is back")
         started = time.monotonic()
+        result.changed = True
         with _Gap(d.router.live_url + d.config.health.path) as gap:
             d.router.reboot(backends, state.live, d.log)
             seen = conclude(d, result)

@@ -10,7 +10,15 @@ from bgci.faults import checkpoint
 from bgci.hooks import run_hook
 from bgci.model import Check, Colour, StageResult, other
 from bgci.record import Intent, State
-from bgci.stages.common import View, confirm, drain, failing_logs, health_check, history
+from bgci.stages.common import (
+    View,
+    confirm,
+    drain,
+    failing_logs,
+    health_check,
+    history,
+    serving,
+)
 from bgci.stages.reconcile import conclude, live_line, reconcile
 from bgci.stages.verify import candidate_release
 from bgci.timings import mark
@@ -21,15 +29,17 @@ PRECHECK_DEADLINE = 15.0
 def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: bool = False,
            digest: str = "") -> StageResult:
     """Live traffic to the candidate (verified, healthy, and ``digest`` when given), confirmed
-    through the live address; the old colour keeps running for an instant rollback."""
+    through the live address; the old colour keeps running for an instant rollback. Nothing to
+    do when the candidate is live already, or ``digest`` serves live traffic already."""
+    result.dry_run = dry_run
     with d.locked():
         checkpoint("switch:locked")
         state, view = reconcile(d, result)
         target = state.candidate
         if target is not None and target == view.live:
-            _record_interrupted(d, state, target, view)
+            _record_interrupted(d, result, state, target, view)
             target = None
-        if target is None:
+        if target is None or serving(d, view, digest) is not None:
             return _nothing_to_do(d, result, view)
         if view.running(target) is None:
             raise Refused(f"{target} was deployed but is not running",
@@ -58,6 +68,7 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: 
         old = view.live
         if dry_run:
             plan = d.router.describe_switch(target)
+            result.changed = True
             result.message = f"dry run: would switch live traffic {old or 'nothing'} -> {target}"
             result.extra["plan"] = plan
             d.log.info(f"{result.message}\n{plan}")
@@ -85,6 +96,7 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: 
         result.extra["switch_seconds"] = round(decided, 4)
         checkpoint("switch:confirmed")
         state.switched(target, old)
+        result.changed = True
         history(d, state, "switch", f"live {old or 'nothing'} -> {target}", release)
         d.store.write(state)
         checkpoint("switch:recorded")
@@ -98,13 +110,15 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: 
     return result
 
 
-def _record_interrupted(d: Deployment, state: State, live: Colour, view: View) -> None:
+def _record_interrupted(d: Deployment, result: StageResult, state: State, live: Colour,
+                        view: View) -> None:
     """The router sends traffic to the candidate, recorded live, but the switch itself was never
     recorded (a run of bgci 0.1, which wrote no intent, killed after the switch)."""
     old = other(live)
     d.log.info(f"the router already sends live traffic to {live} but the switch was never recorded "
                "(an interrupted run?): recording it now")
     state.switched(live, old if state.release_of(old) else None)
+    result.changed = True
     instance = view.running(live)
     history(d, state, "switch", f"recorded interrupted switch to {live}",
             instance.release if instance else state.release_of(live))

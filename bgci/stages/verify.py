@@ -7,9 +7,9 @@ import time
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.health import ProbeSeries, p95, probe, wait_healthy
-from bgci.model import Check, Colour, Outcome, Release, StageResult
+from bgci.model import Check, Colour, Instance, Outcome, Release, StageResult
 from bgci.smoke import run_suite, suite_name
-from bgci.stages.common import View, failing_logs, history
+from bgci.stages.common import View, failing_logs, history, serving
 from bgci.stages.reconcile import conclude, live_line, reconcile
 
 LATENCY_SAMPLES = 20
@@ -17,9 +17,13 @@ LATENCY_SAMPLES = 20
 
 def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
     """Health, the smoke suite and the latency budget of the idle colour, through the preview;
-    ``digest``: the release this pipeline deployed (Refused when the idle colour runs another)."""
+    ``digest``: the release this pipeline deployed (Refused when the idle colour runs another;
+    nothing to do when it already serves live traffic)."""
     with d.locked():
         state, view = reconcile(d, result)
+        live = serving(d, view, digest)
+        if live is not None:
+            return _already_live(d, result, live, state.is_verified(digest))
         idle = view.idle
         result.colour = idle
         release = candidate_release(view, idle, digest)
@@ -41,6 +45,7 @@ def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
         if failed:
             names = ", ".join(c.name for c in failed[:5])
             was_verified = state.unverify(release.digest)
+            result.changed = was_verified
             history(d, state, "verify", f"{idle} failed verification", release, "failed")
             d.store.write(state)
             raise CheckFailed(f"verification of {idle} ({release.short}) failed: {names}",
@@ -48,6 +53,7 @@ def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
                               + ("it had passed before, and no longer counts: `bgci switch` "
                                  "refuses it until verify passes again" if was_verified
                                  else "the digest stays unverified"))
+        result.changed = result.changed or release.digest not in state.verified
         state.mark_verified(release.digest)
         history(d, state, "verify", f"{idle} verified", release)
         d.store.write(state)
@@ -61,6 +67,20 @@ def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
         else:
             d.log.info(f"{idle} ({release.short}) verified: `bgci switch` may send live traffic "
                        f"to it; {live_line(seen)}")
+    return result
+
+
+def _already_live(d: Deployment, result: StageResult, live: Instance,
+                  verified: bool) -> StageResult:
+    """This pipeline's release already serves live traffic (a re-run after its switch)."""
+    result.colour = live.colour
+    result.set_release(live.release)
+    seen = conclude(d, result)
+    how = "verified before its switch" if verified else "switched without a passing verify"
+    result.message = (f"{live.release.short} already serves live traffic on {live.colour} "
+                      f"({how}): nothing to verify; {live_line(seen)}")
+    result.add(Check("verify", "passed", 0.0, result.message))
+    d.log.info(result.message)
     return result
 
 
