@@ -22,7 +22,7 @@ from bgci.deployment import Deployment, Identity
 from bgci.errors import ConfigError, InfraError, Refused
 from bgci.log import Log, StderrLog
 from bgci.model import Colour, ColourSpec, Instance, Release, other
-from bgci.ports import LockInfo
+from bgci.ports import LockInfo, Reach
 from bgci.record import State
 from bgci.registry import Site
 
@@ -171,6 +171,7 @@ class FakeRouter:
         self.world = world
         self.live_url, self.preview_url = live_url, preview_url
         self.switches: list[Colour] = []
+        self.stale = 0.0  # a DNS router's TTL: what stale_for says
 
     def _up(self) -> None:
         if not self.world.router_running:
@@ -226,6 +227,12 @@ class FakeRouter:
 
     def stop(self, log: Log) -> None:
         self.world.router_running = False
+
+    def reach(self, url: str) -> Reach:
+        return Reach(url)
+
+    def stale_for(self) -> float:
+        return self.stale
 
 
 class MemoryStore:
