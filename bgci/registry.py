@@ -18,7 +18,7 @@ from bgci.errors import ConfigError
 from bgci.hosts.user import UserHost
 from bgci.model import COLOURS
 from bgci.ports import Platform, Router, RouterHost, RouterKind, StateStore
-from bgci.routers import caddy, endpoints, haproxy, nginx, traefik
+from bgci.routers import caddy, dns, endpoints, haproxy, nginx, traefik
 from bgci.settings import Config
 
 __all__ = ["CI", "PLATFORMS", "ROUTERS", "Site", "check", "make_router", "open_site"]
@@ -90,7 +90,8 @@ PLATFORMS: dict[str, Callable[[Config], Site]] = {
     "swarm": _swarm,
 }
 ROUTERS: dict[str, RouterKind] = {kind.name: kind for kind in
-                                  (haproxy.KIND, traefik.KIND, nginx.KIND, caddy.KIND)}
+                                  (haproxy.KIND, traefik.KIND, nginx.KIND, caddy.KIND,
+                                   dns.KIND)}
 
 
 def open_site(config: Config) -> Site:
@@ -111,6 +112,11 @@ def check(config: Config) -> None:
     _kind(config, "platform.kind", config.platform.kind, list(PLATFORMS))
     _kind(config, "router.kind", config.router.kind, list(ROUTERS))
     kind = ROUTERS[config.router.kind]
+    if config.router.managed and not kind.manageable:
+        raise ConfigError(
+            f"{config.origin('router.managed')}: router.kind = {kind.name!r} attaches bgci to a "
+            f"server you run: bgci never starts one, so router.managed must be false",
+            f"set router.managed = false and the router.{kind.attach[0]} ... keys (docs/routers.md)")
     _attach_keys(config, kind)
     kind.check(config)
 

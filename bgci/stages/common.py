@@ -123,17 +123,18 @@ def _wait_out(d: Deployment, colour: Colour, stale: float) -> Check:
     so there is nothing to count; what can be known is when the last cached answer naming
     ``colour`` has expired."""
     started = time.monotonic()
-    d.log.info(f"waiting out the TTL ({stale:.0f}s) before calling the cut-over done: until then "
-               f"resolvers may still send new clients to {colour}, which keeps running")
+    d.log.info(f"waiting {stale:.0f}s (the record's TTL, and a second: resolvers count whole "
+               f"seconds) before calling the cut-over done: until then resolvers may still send "
+               f"new clients to {colour}, which keeps running")
     with d.log.waiting(f"resolvers' caches to let go of {colour}") as progress:
         while (left := stale - (time.monotonic() - started)) > 0:
-            progress.update(f"{left:.0f}s of the TTL left")
+            progress.update(f"{left:.0f}s left")
             time.sleep(min(1.0, left))
     closed = d.router.disconnect(colour)
     return Check(f"drain {colour}", "passed", time.monotonic() - started,
-                 f"waited out the TTL ({stale:.0f}s): every resolver that honours it now sends new "
-                 f"clients to the new colour; {closed}; {colour} keeps running for an instant "
-                 "rollback")
+                 f"waited out the TTL and a second ({stale:.0f}s): every resolver that honours "
+                 f"it now sends new clients to the new colour; {closed}; {colour} keeps running "
+                 "for an instant rollback")
 
 
 def failing_logs(d: Deployment, colour: Colour, check: Check) -> Check:
