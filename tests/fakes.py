@@ -60,6 +60,7 @@ class World:
     backends: dict[Colour, str] = field(default_factory=dict)
     router_starts: int = 0
     router_changes: list[str] = field(default_factory=list)  # the router runs with other settings
+    stale: float = 0.0  # a DNS router's TTL: new clients may reach the old colour this long
     state: dict[str, Any] | None = None
     lock: LockInfo | None = None
 
@@ -171,7 +172,6 @@ class FakeRouter:
         self.world = world
         self.live_url, self.preview_url = live_url, preview_url
         self.switches: list[Colour] = []
-        self.stale = 0.0  # a DNS router's TTL: what stale_for says
 
     def _up(self) -> None:
         if not self.world.router_running:
@@ -232,7 +232,7 @@ class FakeRouter:
         return Reach(url)
 
     def stale_for(self) -> float:
-        return self.stale
+        return self.world.stale
 
 
 class MemoryStore:
