@@ -8,7 +8,9 @@ the live and the preview name move together, and a refused update changes nothin
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -60,11 +62,29 @@ class Zone:
         self.host, self.port = host, port
         self.zone = dns.name.from_text(zone)
         self.key = key
+        self._ip = ""
 
     @property
     def server(self) -> str:
         """The server as messages name it."""
         return f"{self.host} port {self.port}"
+
+    @property
+    def ip(self) -> str:
+        """The server's address: ``host`` itself, or what this machine resolves its name to."""
+        if not self._ip:
+            try:
+                ipaddress.ip_address(self.host)
+                self._ip = self.host
+            except ValueError:
+                try:
+                    self._ip = str(socket.getaddrinfo(self.host, self.port, proto=socket.IPPROTO_UDP)
+                                   [0][4][0])
+                except OSError as exc:
+                    raise InfraError(f"the DNS server {self.server} cannot be found: {exc}",
+                                     "router.dns_server: its IP address, or a name this machine "
+                                     "resolves") from exc
+        return self._ip
 
     def addresses(self, name: str, rdtype: str) -> list[str]:
         """The addresses the server itself holds for ``name`` (empty: no such record); InfraError
@@ -72,7 +92,7 @@ class Zone:
         query = dns.message.make_query(name, rdtype)
         for attempt in range(TRIES):
             try:
-                response, _ = dns.query.udp_with_fallback(query, self.host, port=self.port,
+                response, _ = dns.query.udp_with_fallback(query, self.ip, port=self.port,
                                                           timeout=TIMEOUT)
                 break
             except dns.exception.Timeout:
@@ -111,7 +131,7 @@ class Zone:
                    f"{', '.join(records)} (key {self.key.name!r})")
         try:
             # TCP: an update is not retried over UDP, where a lost answer would mean sending twice
-            response = dns.query.tcp(update, self.host, port=self.port, timeout=TIMEOUT)
+            response = dns.query.tcp(update, self.ip, port=self.port, timeout=TIMEOUT)
         except dns.tsig.PeerError as exc:
             raise InfraError(f"{refused}: it does not accept the TSIG key ({exc})",
                              "check router.dns_key_name, dns_key_algorithm and the secret in "

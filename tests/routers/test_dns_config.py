@@ -136,3 +136,25 @@ def test_each_colour_listens_at_its_own_address_on_platform_port(tmp_path: Path)
     without = ProcessPlatform(load(tmp_path, with_line(PLATFORM, "hosts", None).replace(
         "{host}", "127.0.0.1")))
     assert without.spec().port == 0  # each start takes a free port of 127.0.0.1, as before
+
+
+def test_a_dns_server_given_by_name_is_reached_at_what_its_name_resolves_to(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bgci.errors import InfraError
+    from bgci.routers import dns_records
+
+    key = dns_records.TsigKey("bgci-shop", "hmac-sha256", "SHOP_DNS_KEY")
+    asked: list[str] = []
+
+    def getaddrinfo(host: str, *args: object, **kw: object) -> list[tuple[object, ...]]:
+        asked.append(host)
+        if host == "ns1.example.com":
+            return [(2, 2, 17, "", ("192.0.2.53", 53))]
+        raise OSError("Name or service not known")
+
+    monkeypatch.setattr(dns_records.socket, "getaddrinfo", getaddrinfo)
+    assert dns_records.Zone("192.0.2.1", 53, "example.com.", key).ip == "192.0.2.1"
+    assert dns_records.Zone("ns1.example.com", 53, "example.com.", key).ip == "192.0.2.53"
+    with pytest.raises(InfraError, match=r"ns9\.example\.com port 53 cannot be found"):
+        _ = dns_records.Zone("ns9.example.com", 53, "example.com.", key).ip
+    assert asked == ["ns1.example.com", "ns9.example.com"]
