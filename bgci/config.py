@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import ipaddress
 import math
 import os
 import re
@@ -20,7 +19,6 @@ from typing import Any, get_origin, get_type_hints
 
 from bgci import registry
 from bgci.errors import ConfigError
-from bgci.model import COLOURS
 from bgci.settings import (
     HOOK_NAMES,
     INTERNAL,
@@ -372,41 +370,6 @@ def _check_values(config: Config) -> None:
     if not 1 <= config.platform.port <= 65535:
         raise ConfigError(f"{at('platform.port')}: platform.port must be 1-65535, got "
                           f"{config.platform.port}")
-    _hosts(config)
-
-
-def _hosts(config: Config) -> None:
-    """platform.hosts: an IP address of the same family for each colour, two different ones,
-    on the process platform, bound by platform.command through {host}."""
-    hosts, at = config.platform.hosts, config.origin("platform.hosts")
-    if not hosts:
-        return
-    if config.platform.kind != "process":
-        raise ConfigError(f"{at}: platform.hosts is for platform.kind = \"process\" (a colour's "
-                          f"own address); with {config.platform.kind!r} each colour's address is "
-                          "its container's", "remove platform.hosts")
-    wrong = sorted(set(hosts) - set(COLOURS))
-    missing = [c for c in COLOURS if c not in hosts]
-    if wrong or missing:
-        raise ConfigError(f"{at}: platform.hosts names the colours' addresses: blue and green, "
-                          f"each once; got {', '.join(sorted(hosts))}",
-                          'e.g. hosts = { blue = "10.0.0.11", green = "10.0.0.12" }')
-    addresses = []
-    for colour in COLOURS:
-        try:
-            addresses.append(ipaddress.ip_address(hosts[colour]))
-        except ValueError:
-            raise ConfigError(f"{config.origin(f'platform.hosts.{colour}')}: platform.hosts.{colour} "
-                              f"= {hosts[colour]!r} must be an IP address (a DNS record points "
-                              "at it)") from None
-    if addresses[0] == addresses[1] or addresses[0].version != addresses[1].version:
-        raise ConfigError(f"{at}: platform.hosts must give blue and green two different addresses "
-                          f"of one family (IPv4 or IPv6), got {hosts['blue']} and {hosts['green']}")
-    if "{host}" not in config.platform.command:
-        raise ConfigError(f"{config.origin('platform.command')}: platform.command must bind the "
-                          "colour's own address, {host}, as platform.hosts gives each colour one "
-                          f"(now: {config.platform.command!r})",
-                          'e.g. command = "gunicorn app:app -b {host}:{port}"')
 
 
 def _get(config: Config, dotted: str) -> Any:
