@@ -192,6 +192,7 @@ def markdown(results: dict[str, Any]) -> str:
         if sc.get("failure"):
             lines.append(f"\nstopped early: {sc['failure'][:300]}")
     lines += changes_markdown(results)
+    lines += dns_markdown(results)
     lines += ["", "## Targets", "", "| target | achieved | met |", "|---|---|---|"]
     for t in results.get("targets", []):
         verdict = "yes" if t["met"] else f"**no**, missed by {t.get('missed_by') or 'see achieved'}"
@@ -201,6 +202,29 @@ def markdown(results: dict[str, Any]) -> str:
     if results.get("notes"):
         lines += ["", "## Notes", ""] + [f"- {n}" for n in results["notes"]]
     return "\n".join(lines) + "\n"
+
+
+def dns_markdown(results: dict[str, Any]) -> list[str]:
+    """The DNS row (bench/dns_switch.py): lost requests and time to 100% new connections, per TTL."""
+    dns = results.get("dns")
+    if not dns:
+        return []
+    lines = ["", "## DNS switch (router.kind = \"dns\", process platform, through a caching resolver)",
+             ""]
+    if dns.get("skipped"):
+        return [*lines, f"Not measured: {dns['skipped']}."]
+    lines += ["| TTL | cut-overs | requests | lost | every new connection on the new colour after, "
+              "median / max s | within TTL + 1 s | switch or rollback wall, median s |",
+              "|---:|---:|---:|---:|---|---|---:|"]
+    for t in dns["ttls"]:
+        if "failure" in t:
+            lines.append(f"| {t['ttl_s']} s | failed: {t['failure'][:200]} | | | | | |")
+            continue
+        lines.append(f"| {t['ttl_s']} s | {t['cutovers']} | {t['requests']:,} | **{t['lost']}** | "
+                     f"{t['to_all_new_median_s']} / {t['to_all_new_max_s']} | "
+                     f"{'yes' if t['within_ttl_plus_1'] else '**no**'} | "
+                     f"{t['stage_wall_median_s']} |")
+    return lines
 
 
 def _stretch(group: dict[str, Any] | None) -> str:

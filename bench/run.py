@@ -4,6 +4,7 @@
     python bench/run.py --quick    # a minute or two: every row, tiny sizes
     python bench/run.py --cycles 50 --rows haproxy,stop-start --scale ""
     python bench/run.py --rows port-change,router-upgrade --cycles 3 --scale ""   # everyday changes
+    python bench/run.py --rows dns --scale ""     # router.kind = "dns", per TTL (needs named, unbound)
 
 Writes ``<out>/<timestamp>.json`` (everything), ``<out>/latest.md`` (the tables) and
 ``<out>/latest.png`` (the chart; needs ``pip install 'bgci[bench]'``). Needs a Docker engine and
@@ -36,6 +37,8 @@ from bench.bgci_rows import ROWS, Row, run_row, unavailable
 from bench.changes import CHANGES, run_change
 from bench.changes import METHOD as CHANGES_METHOD
 from bench.costs import help_cold_start, overhead, scale, scale_replicas
+from bench.dns_switch import METHOD as DNS_METHOD
+from bench.dns_switch import TTLS, run_dns
 from bench.infra import BENCH, REPO, Context, Resources, docker_client, interruptible, say
 from bench.project import BgciFailed, build_docker_images, build_process_releases
 
@@ -63,7 +66,7 @@ METHOD = [
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
-    keys = [r.key for r in ROWS] + [b.key for b in BASELINES] + [c.key for c in CHANGES]
+    keys = [r.key for r in ROWS] + [b.key for b in BASELINES] + [c.key for c in CHANGES] + ["dns"]
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--quick", action="store_true",
                    help="tiny sizes: 1 cycle, scale 1,2, 5 --help runs (a smoke run, not a result)")
@@ -135,7 +138,7 @@ def build(ctx: Context, args: argparse.Namespace, rows: list[Row]) -> dict[str, 
             builds["docker"] = [c.summary() for c in calls]
         except BgciFailed as exc:
             ctx.notes.append(f"docker images not built: {exc}")
-    if any(r.platform == "process" for r in rows):
+    if any(r.platform == "process" for r in rows) or "dns" in args.selected:
         say("building the app's releases v1 and v2 with `bgci build` (process platform)")
         try:
             ctx.releases, calls = build_process_releases(ctx.work, ctx.res, f"bench-build-{ctx.run_id}",
@@ -185,6 +188,9 @@ def main(argv: list[str] | None = None) -> int:
             if changes:
                 results["method"] = METHOD + CHANGES_METHOD
                 results["changes"] = [run_change(c, ctx) for c in changes]
+            if "dns" in args.selected:
+                results["method"] = results["method"] + DNS_METHOD
+                results["dns"] = run_dns(ctx, TTLS[:1] if args.quick else TTLS)
             results["overhead"] = overhead(results["rows"], builds)
             say(f"`bgci --help` cold start, {args.help_runs} runs")
             try:

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
-from bgci import __version__
+from bgci import __version__, registry
 from bgci.ci import CI, detect_ci
 from bgci.config import has_config, load_config
 from bgci.deployment import Deployment, Identity
@@ -182,6 +182,8 @@ def config_secrets(config: Config, extra_names: set[str]) -> set[str]:
     """Secret-looking values the configuration holds: ``platform.env`` entries with a secret
     name, and ``NAME=value`` / ``--password value`` words in the hooks' commands."""
     found = secret_values(config.platform.env, extra_names)
+    named = registry.ROUTERS[config.router.kind].secret_vars(config)  # e.g. a TSIG key's
+    found |= secret_values({n: os.environ.get(n, "") for n in named}, named)
     for name in (*HOOK_NAMES, "on_failure"):
         found |= secrets_in_command(getattr(config.hooks, name).command, extra_names)
     return found | secrets_in_command(config.build.test_command, extra_names)
@@ -206,7 +208,7 @@ def _look_at_live(d: Deployment, result: StageResult) -> None:
     if d.found is None or d.seen is not None:
         return
     with contextlib.suppress(Exception):
-        d.seen = observe(d.router.live_url, d.config.health)
+        d.seen = observe(d.router.live_url, d.config.health, reach=d.router.reach)
         result.live_colour, result.observed = d.seen.colour, True
         if d.seen.colour is not None:
             result.idle_colour = other(d.seen.colour)

@@ -181,7 +181,9 @@ def _env_name(key: str) -> str:
 
 
 # tables of strings whose entries the environment and --set may set one by one
-_TABLES = ("platform.env", "build.build_args")
+_TABLES = ("platform.env", "build.build_args", "platform.hosts")
+# ... whose entries are named in lower case (colours): BGCI_PLATFORM_HOSTS_BLUE sets hosts.blue
+_LOWER_CASE_TABLES = ("platform.hosts",)
 
 
 def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -194,7 +196,9 @@ def _env_overrides(environ: Mapping[str, str]) -> list[tuple[str, str]]:
             found.append((key, environ[name]))
         if key in _TABLES:
             table_prefix = name + "_"
-            found += [(f"{key}.{var[len(table_prefix):]}", value)
+            lower = key in _LOWER_CASE_TABLES
+            found += [(f"{key}.{var[len(table_prefix):].lower() if lower else var[len(table_prefix):]}",
+                       value)
                       for var, value in sorted(environ.items())
                       if var.startswith(table_prefix) and len(var) > len(table_prefix)]
     return found

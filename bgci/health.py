@@ -13,10 +13,13 @@ import requests
 
 from bgci.log import Log
 from bgci.model import COLOURS, Check, Colour, Observation
+from bgci.ports import Reach
 from bgci.settings import HealthConfig
 from bgci.timings import waits_on
 
 COLOUR_HEADER = "X-Bgci-Color"
+# a router's ``reach``: where a fresh client of a URL goes now (a DNS name resolved at its server)
+Reacher = Callable[[str], Reach]
 
 
 @dataclass
@@ -39,18 +42,28 @@ class ProbeSeries:
         return [p.seconds * 1000 for p in self.probes if p.ok]
 
 
-def probe(session: requests.Session, url: str, cfg: HealthConfig, colour: Colour | None) -> Probe:
-    """One request to ``url + cfg.path``; ok when status, body and (if given) colour all match."""
-    headers = {"Host": cfg.host} if cfg.host else {}
+def probe(session: requests.Session, url: str, cfg: HealthConfig, colour: Colour | None,
+          reach: Reacher | None = None) -> Probe:
+    """One request to ``url + cfg.path`` (to where ``reach`` says a fresh client of ``url`` goes
+    now, when given); ok when status, body and (if given) colour all match."""
     started = time.perf_counter()
+    where = reach(url) if reach is not None else Reach(url)
+    if where.problem:
+        return Probe(False, time.perf_counter() - started, where.problem)
+    host = cfg.host or where.host
+    headers = {"Host": host} if host else {}
     try:
-        response = session.get(url + cfg.path, headers=headers, timeout=cfg.timeout,
+        response = session.get(where.url + cfg.path, headers=headers, timeout=cfg.timeout,
                                allow_redirects=False)
     except requests.RequestException as exc:
         return Probe(False, time.perf_counter() - started, f"{type(exc).__name__}: {exc}")
     seconds = time.perf_counter() - started
-    seen = response.headers.get(COLOUR_HEADER, "")
+    said = response.headers.get(COLOUR_HEADER, "")
+    seen = said or where.colour or ""
     code = response.status_code
+    if where.colour and said and said != where.colour:
+        return Probe(False, seconds, f"answered X-Bgci-Color: {said} at {where.colour}'s address "
+                     f"{where.url}", said, code)
     if code != cfg.status:
         body = _gist(response.text)
         return Probe(False, seconds, f"HTTP {code}, expected {cfg.status}"
@@ -135,6 +148,7 @@ def wait_healthy(
     deadline: float | None = None,
     series: ProbeSeries | None = None,
     watch: Callable[[], str] | None = None,
+    reach: Reacher | None = None,
 ) -> Check:
     """Probe until ``cfg.successes`` in a row pass, or ``deadline`` (default cfg.deadline) passes.
 
@@ -151,7 +165,7 @@ def wait_healthy(
     target = f"{url}{cfg.path}"
     with requests.Session() as session, log.waiting(f"{name} at {target}") as progress:
         while True:
-            result = probe(session, url, cfg, colour)
+            result = probe(session, url, cfg, colour, reach)
             series.probes.append(result)
             elapsed = time.monotonic() - started
             transcript.add(elapsed, result)
@@ -198,14 +212,15 @@ OBSERVE_REQUESTS = 3
 
 
 @waits_on("app")
-def observe(url: str, cfg: HealthConfig, requests_count: int = OBSERVE_REQUESTS) -> Observation:
+def observe(url: str, cfg: HealthConfig, requests_count: int = OBSERVE_REQUESTS,
+            reach: Reacher | None = None) -> Observation:
     """``requests_count`` fresh requests (a new connection each) to ``url + cfg.path``: the colour
     that answered them all healthily, or None and what was seen instead. What a stage says about
     live traffic comes from here, never from memory."""
     seen: dict[str, int] = {}
     for _ in range(requests_count):
         with requests.Session() as session:
-            result = probe(session, url, cfg, None)
+            result = probe(session, url, cfg, None, reach)
         key = result.colour if result.ok and result.colour in COLOURS else (
             result.detail.split(":")[0] if not result.ok else "an answer without X-Bgci-Color")
         seen[key] = seen.get(key, 0) + 1

@@ -111,6 +111,24 @@ class Endpoints:
     preview_url: str
 
 
+@dataclass(frozen=True)
+class Reach:
+    """Where a fresh client of a router's live or preview URL sends its request right now.
+
+    A router in the traffic path (HAProxy, Traefik, nginx, Caddy) is reached at its own URL and
+    names the colour that answered in ``X-Bgci-Color``. A DNS name is resolved first, at the
+    authoritative server: the request goes to the address it gives (``url``), with the name in
+    the Host header (``host``), and the colour is the one whose address that is (``colour``:
+    the app adds no header of its own). ``problem`` says why there is nowhere to send it (no
+    record, a server that does not answer, an address of neither colour).
+    """
+
+    url: str
+    host: str = ""
+    colour: Colour | None = None
+    problem: str = ""
+
+
 class RouterHost(Protocol):
     """Where a router process lives: a container or service bgci manages, a local process it
     manages, or the user's own router (``managed`` false: bgci never starts or stops it)."""
@@ -208,6 +226,14 @@ class Router(Protocol):
         """Remove a managed router and its files (``bgci destroy``): what was (or would be)
         removed; for the user's router nothing, and it says so."""
 
+    def reach(self, url: str) -> Reach:
+        """Where a fresh client of ``url`` (``live_url`` or ``preview_url``) sends its request
+        now, and who is there when the answer does not say (changes nothing)."""
+
+    def stale_for(self) -> float:
+        """Seconds after a switch during which new clients may still reach the old colour: 0 for
+        a router in the traffic path; a DNS record's TTL (resolvers cache the old answer)."""
+
 
 @dataclass(frozen=True)
 class RouterKind:
@@ -215,7 +241,9 @@ class RouterKind:
 
     ``attach`` and ``attach_optional`` are the ``[router]`` keys that attach bgci to a router of
     this kind the user runs (``managed = false``); ``check`` applies the kind's own rules to a
-    loaded config (ConfigError, exit 2, naming the key).
+    loaded config (ConfigError, exit 2, naming the key). ``manageable`` is False for a kind bgci
+    only ever attaches to (a DNS server); ``secret_vars`` names the environment variables that
+    hold its secrets (masked in every log line and report).
     """
 
     name: str
@@ -223,6 +251,8 @@ class RouterKind:
     attach: tuple[str, ...]
     attach_optional: tuple[str, ...] = ()
     check: Callable[[Config], None] = lambda config: None
+    manageable: bool = True
+    secret_vars: Callable[[Config], tuple[str, ...]] = lambda config: ()
 
 
 @dataclass(frozen=True)

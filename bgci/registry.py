@@ -10,6 +10,7 @@ when their platform is built: the docker SDK stays out of a process-platform run
 from __future__ import annotations
 
 import difflib
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,7 +19,7 @@ from bgci.errors import ConfigError
 from bgci.hosts.user import UserHost
 from bgci.model import COLOURS
 from bgci.ports import Platform, Router, RouterHost, RouterKind, StateStore
-from bgci.routers import caddy, endpoints, haproxy, nginx, traefik
+from bgci.routers import caddy, dns, endpoints, haproxy, nginx, traefik
 from bgci.settings import Config
 
 __all__ = ["CI", "PLATFORMS", "ROUTERS", "Site", "check", "make_router", "open_site"]
@@ -90,7 +91,8 @@ PLATFORMS: dict[str, Callable[[Config], Site]] = {
     "swarm": _swarm,
 }
 ROUTERS: dict[str, RouterKind] = {kind.name: kind for kind in
-                                  (haproxy.KIND, traefik.KIND, nginx.KIND, caddy.KIND)}
+                                  (haproxy.KIND, traefik.KIND, nginx.KIND, caddy.KIND,
+                                   dns.KIND)}
 
 
 def open_site(config: Config) -> Site:
@@ -107,12 +109,19 @@ def make_router(config: Config, site: Site) -> Router:
 
 # -- what the configuration may say --------------------------------------------------------------
 def check(config: Config) -> None:
-    """The kinds a config names exist, and its router keys fit its router (ConfigError, exit 2)."""
+    """The kinds a config names exist, its router keys fit its router, and platform.hosts fits
+    its platform (ConfigError, exit 2)."""
     _kind(config, "platform.kind", config.platform.kind, list(PLATFORMS))
     _kind(config, "router.kind", config.router.kind, list(ROUTERS))
     kind = ROUTERS[config.router.kind]
+    if config.router.managed and not kind.manageable:
+        raise ConfigError(
+            f"{config.origin('router.managed')}: router.kind = {kind.name!r} attaches bgci to a "
+            f"server you run: bgci never starts one, so router.managed must be false",
+            f"set router.managed = false and the router.{kind.attach[0]} ... keys (docs/routers.md)")
     _attach_keys(config, kind)
     kind.check(config)
+    _hosts(config)
 
 
 def _kind(config: Config, key: str, value: str, kinds: list[str]) -> None:
@@ -148,3 +157,38 @@ def _attach_keys(config: Config, kind: RouterKind) -> None:
                     f"router.kind = {router.kind!r} and managed = false (bgci attaches to the "
                     "router you run through it)",
                     f"set router.{key}; see docs/routers.md")
+
+
+def _hosts(config: Config) -> None:
+    """platform.hosts: an IP address of the same family for each colour, two different ones,
+    on the process platform, bound by platform.command through {host}."""
+    hosts, at = config.platform.hosts, config.origin("platform.hosts")
+    if not hosts:
+        return
+    if config.platform.kind != "process":
+        raise ConfigError(f"{at}: platform.hosts is for platform.kind = \"process\" (a colour's "
+                          f"own address); with {config.platform.kind!r} each colour's address is "
+                          "its container's", "remove platform.hosts")
+    wrong = sorted(set(hosts) - set(COLOURS))
+    missing = [c for c in COLOURS if c not in hosts]
+    if wrong or missing:
+        raise ConfigError(f"{at}: platform.hosts names the colours' addresses: blue and green, "
+                          f"each once; got {', '.join(sorted(hosts))}",
+                          'e.g. hosts = { blue = "10.0.0.11", green = "10.0.0.12" }')
+    addresses = []
+    for colour in COLOURS:
+        try:
+            addresses.append(ipaddress.ip_address(hosts[colour]))
+        except ValueError:
+            raise ConfigError(f"{config.origin(f'platform.hosts.{colour}')}: platform.hosts.{colour} "
+                              f"= {hosts[colour]!r} must be an IP address (a DNS record points "
+                              "at it)") from None
+    if addresses[0] == addresses[1] or addresses[0].version != addresses[1].version:
+        raise ConfigError(f"{at}: platform.hosts must give blue and green two different addresses "
+                          f"of one family (IPv4 or IPv6), got {hosts['blue']} and {hosts['green']}")
+    if "{host}" not in config.platform.command:
+        raise ConfigError(f"{config.origin('platform.command')}: platform.command must bind the "
+                          "colour's own address, {host}, as platform.hosts gives each colour one "
+                          f"(now: {config.platform.command!r})",
+                          'e.g. command = "gunicorn app:app -b {host}:{port}"')
+

@@ -40,6 +40,14 @@ class PlatformConfig:
     state_dir: str = field(default="~/.local/state/bgci", metadata=meta(
         "process platform: where releases, colours, the local router and the state live "
         "(relative to the config file's directory)"))
+    hosts: dict[str, str] = field(default_factory=dict, metadata=meta(
+        "process platform: the IP address each colour listens on, e.g. { blue = \"10.0.0.11\", "
+        "green = \"10.0.0.12\" }, both on platform.port ({host} in platform.command); needed by "
+        "router.kind = \"dns\" (a DNS record names an address, not a port). Empty: 127.0.0.1 "
+        "and a free port per start"))
+
+
+TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224")
 
 
 @dataclass
@@ -72,6 +80,24 @@ class RouterConfig:
     client_keepalive: bool = field(default=True, metadata=meta(
         "nginx: keep idle client connections open between requests; false = one request per "
         "connection, so that a reload closes no connection under a client (docs/routers.md)"))
+    # router.kind = "dns": bgci changes two records on your authoritative server (RFC 2136)
+    dns_server: str = field(default="", metadata=meta(
+        "dns: host:port of the authoritative (primary) server that takes dynamic updates "
+        "(port 53 when left out)"))
+    dns_zone: str = field(default="", metadata=meta("dns: the zone the two names are in"))
+    dns_live_name: str = field(default="", metadata=meta(
+        "dns: the name clients use (e.g. www.example.com): points at the live colour"))
+    dns_preview_name: str = field(default="", metadata=meta(
+        "dns: the name verify uses: points at the idle colour"))
+    dns_ttl: int = field(default=60, metadata=meta(
+        "dns: the records' TTL, seconds; switch and rollback wait it out before they call the "
+        "cut-over done"))
+    dns_key_name: str = field(default="", metadata=meta("dns: the TSIG key's name"))
+    dns_key_algorithm: str = field(default="hmac-sha256", metadata=meta(
+        "dns: the TSIG key's algorithm", TSIG_ALGORITHMS))
+    dns_key_secret_env: str = field(default="", metadata=meta(
+        "dns: the environment variable that holds the TSIG key's secret (base64, as "
+        "tsig-keygen prints it); the secret itself never goes into the config"))
 
 
 @dataclass

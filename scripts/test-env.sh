@@ -416,3 +416,36 @@ CMD [\"traefik\"]
 docker run --rm --network none "$TRAEFIK_IMAGE" traefik version >/dev/null \
     || die "$TRAEFIK_IMAGE: 'traefik version' does not run"
 say "routers: nginx, caddy, traefik and the images $NGINX_IMAGE, $CADDY_IMAGE, $TRAEFIK_IMAGE ready"
+
+# ---- DNS: an authoritative server and a caching resolver (router.kind = "dns") -----------------
+# BIND's named takes the DNS router's RFC 2136 updates (tests/routers/test_dns.py); unbound, a
+# caching resolver in front of it, shows how long clients keep resolving the old colour
+# (tests/e2e/test_e2e_dns.py). The tests run both as processes of their own on loopback, each
+# with a config in a temporary directory; the services the packages start are stopped.
+DNS_PACKAGES=(bind9 unbound)
+missing=()
+for pkg in "${DNS_PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
+if ((${#missing[@]})); then
+    apt_lists_present || apt-get update -qq
+    say "installing ${missing[*]}"
+    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+else
+    say "dns servers: present"
+fi
+for service in named unbound; do
+    if [[ -x /etc/init.d/$service ]] && service "$service" status >/dev/null 2>&1; then
+        say "stopping the $service system service"
+        service "$service" stop >/dev/null 2>&1 || true
+    fi
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now "$service" >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/$service ]]; then
+        update-rc.d "$service" disable >/dev/null 2>&1 || true
+    fi
+done
+/usr/sbin/named -v >/dev/null || die "/usr/sbin/named -v does not run"
+/usr/sbin/unbound -V >/dev/null || die "/usr/sbin/unbound -V does not run"
+say "dns: $(/usr/sbin/named -v), unbound $(/usr/sbin/unbound -V | sed -n 's/^Version //p')"

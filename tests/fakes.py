@@ -22,7 +22,7 @@ from bgci.deployment import Deployment, Identity
 from bgci.errors import BgciError, ConfigError, InfraError, Refused
 from bgci.log import Log, StderrLog
 from bgci.model import Colour, ColourSpec, Instance, Release, StageResult, other
-from bgci.ports import LockInfo
+from bgci.ports import LockInfo, Reach
 from bgci.record import State
 from bgci.registry import Site
 from bgci.stages.deploy_green import deploy_green
@@ -63,6 +63,7 @@ class World:
     backends: dict[Colour, str] = field(default_factory=dict)
     router_starts: int = 0
     router_changes: list[str] = field(default_factory=list)  # the router runs with other settings
+    stale: float = 0.0  # a DNS router's TTL: new clients may reach the old colour this long
     state: dict[str, Any] | None = None
     lock: LockInfo | None = None
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # image -> build labels
@@ -268,6 +269,12 @@ class FakeRouter:
         if not dry_run:
             self.world.router_running = False
         return ["router fake"]
+
+    def reach(self, url: str) -> Reach:
+        return Reach(url)
+
+    def stale_for(self) -> float:
+        return self.world.stale
 
 
 class MemoryStore:

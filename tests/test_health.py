@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import requests
+
 from bgci.config import HealthConfig
 from bgci.health import p95, wait_healthy
 from bgci.log import StderrLog
@@ -65,3 +67,28 @@ def test_p95() -> None:
     assert p95([]) == 0.0
     assert p95([5.0]) == 5.0
     assert p95([float(i) for i in range(1, 101)]) == 95.0
+
+
+def test_an_answer_without_header_is_the_colour_at_the_address_a_dns_name_resolved_to() -> None:
+    from bgci.health import observe, probe
+    from bgci.ports import Reach
+
+    script = Script(body="ok")  # an app that adds no X-Bgci-Color: DNS puts no router in front
+    cfg = HealthConfig(**FAST)
+    with serve(script) as url:
+        def at_green(name_url: str) -> Reach:
+            return Reach(url, host="www.example.test:8000", colour="green")
+
+        seen = observe("http://www.example.test:8000", cfg, reach=at_green)
+        assert (seen.colour, seen.ok) == ("green", True), seen.detail
+        assert script.seen_hosts[-1] == "www.example.test:8000"  # the name, as a client sends it
+        assert observe(url, cfg).colour is None  # a router in the path must name the colour
+        with requests.Session() as session:
+            nowhere = probe(session, "http://www.example.test:8000", cfg, "green",
+                            lambda u: Reach(u, problem="www.example.test has no A record"))
+        assert not nowhere.ok and nowhere.detail == "www.example.test has no A record"
+    with serve(Script(body="ok", headers={"X-Bgci-Color": "blue"})) as url:
+        with requests.Session() as session:
+            wrong = probe(session, "http://www.example.test:8000", cfg, None,
+                          lambda u: Reach(url, colour="green"))
+        assert not wrong.ok and "X-Bgci-Color: blue at green's address" in wrong.detail

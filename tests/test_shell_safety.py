@@ -36,8 +36,10 @@ USER_SHELL_COMMANDS = {
     ("stages/build.py", "command"): "build.test_command",
     ("docker_engine.py", "command"): "a hook with run_in = \"green\" (one-off container)",
     ("platforms/process.py", "command"): "a hook with run_in = \"green\" (the release's venv)",
-    ("platforms/process.py", "command.replace('{port}', str(port))"):
-        "platform.command with the port bgci picked (an int) in place of {port}",
+    ("platforms/process.py", "command.replace('{port}', str(port)).replace('{host}', host)"):
+        "platform.command with the port bgci picked (an int) in place of {port} and the colour's "
+        "address (platform.hosts: an IP address, checked when the config is loaded) in place of "
+        "{host}",
     ("routers/nginx.py", "config.router.check_command or DEFAULT_CHECK"): "router.check_command",
     ("routers/nginx.py", "config.router.reload_command or DEFAULT_RELOAD"):
         "router.reload_command",

@@ -11,6 +11,9 @@ A colour is ``platform.command`` run by ``/bin/sh`` in the release's sources, wi
 virtualenv first on PATH, ``{port}`` replaced by a free port on 127.0.0.1, as the leader of a
 process group of its own that outlives bgci. Stopping it sends SIGTERM to the whole group, waits,
 then sends SIGKILL to whatever is left of the group.
+
+With ``platform.hosts`` each colour has an address of its own instead (``{host}``), and both
+listen on ``platform.port``: what a DNS switch needs, since a record names an address, not a port.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 class ProcessPlatform:
@@ -128,9 +135,14 @@ class ProcessPlatform:
         return self.root / "colours" / colour
 
     def spec(self) -> ColourSpec:
-        # port 0: each start takes a free port of 127.0.0.1, recorded with the colour
-        return ColourSpec(port=0, env=dict(self.config.platform.env),
+        # port 0: each start takes a free port of 127.0.0.1, recorded with the colour; with
+        # platform.hosts both colours listen on platform.port, each at its own address
+        port = self.config.platform.port if self.config.platform.hosts else 0
+        return ColourSpec(port=port, env=dict(self.config.platform.env),
                           command=self.config.platform.command)
+
+    def _host(self, colour: Colour) -> str:
+        return self.config.platform.hosts.get(colour, "127.0.0.1")
 
     def start(self, colour: Colour, release: Release, spec: ColourSpec, log: Log) -> Instance:
         command = spec.command
@@ -143,7 +155,8 @@ class ProcessPlatform:
                               "run `bgci build` on this machine first")
         self.stop(colour, min(self.config.switch.drain, 10.0), log)
         release_dir = self._release_dir(release.image)
-        port = free_port()
+        host = self._host(colour)
+        port = spec.port if self.config.platform.hosts and spec.port else free_port()
         env = self._env(release_dir, spec.env, {"BGCI_COLOR": colour, "BGCI_APP": self.app,
                                                 "PORT": str(port)})
         where = self._dir(colour)
@@ -153,15 +166,16 @@ class ProcessPlatform:
             log_path.replace(where / "output.log.1")
         try:
             record = detached.spawn(
-                ["/bin/sh", "-c", command.replace("{port}", str(port))], cwd=release_dir / "app",
-                env=env, log_path=log_path,
-                facts={"colour": colour, "port": port, "release": release.to_dict(),
+                ["/bin/sh", "-c", command.replace("{port}", str(port)).replace("{host}", host)],
+                cwd=release_dir / "app", env=env, log_path=log_path,
+                facts={"colour": colour, "host": host, "port": port, "release": release.to_dict(),
                        "command": command, "spec": spec.to_dict()},
             )
         except OSError as exc:
             raise InfraError(f"could not start {colour}: {exc}") from exc
         detached.write_record(where / "process.json", record)
-        log.info(f"{colour}: started pid {record.pid} running {release.short} on 127.0.0.1:{port}")
+        log.info(f"{colour}: started pid {record.pid} running {release.short} on "
+                 f"{_address(host, port)}")
         instance = self._instance(colour, record)
         assert instance is not None
         return instance
@@ -169,11 +183,12 @@ class ProcessPlatform:
     def _instance(self, colour: Colour, record: detached.PidRecord) -> Instance | None:
         release = Release.from_dict(record.facts.get("release"))
         port = record.facts.get("port")
+        host = str(record.facts.get("host") or "127.0.0.1")  # bgci before platform.hosts: 127.0.0.1
         if release is None or not isinstance(port, int):
             return None
-        return Instance(colour=colour, release=release, address=f"127.0.0.1:{port}",
+        return Instance(colour=colour, release=release, address=_address(host, port),
                         running=detached.alive(record), started_at=record.started_at,
-                        direct_url=f"http://127.0.0.1:{port}",
+                        direct_url=f"http://{_address(host, port)}",
                         spec=ColourSpec.from_dict(record.facts.get("spec")))
 
     def instances(self) -> dict[Colour, Instance]:

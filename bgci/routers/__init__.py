@@ -16,7 +16,7 @@ from bgci.errors import Refused
 from bgci.faults import router_template
 from bgci.log import Log
 from bgci.model import Colour
-from bgci.ports import Endpoints, RouterHost, RouterSpec
+from bgci.ports import Endpoints, Reach, RouterHost, RouterSpec
 from bgci.settings import Config, split_address
 
 # The ports a managed router binds inside its container (the engine publishes them on
@@ -172,6 +172,13 @@ class RouterBase:
         else:
             self._backends.pop(colour, None)
         self._apply_backends()
+
+    def reach(self, url: str) -> Reach:
+        """A router in the traffic path is reached at its own address and names the colour."""
+        return Reach(url)
+
+    def stale_for(self) -> float:
+        return 0.0  # the router decides per request: no client keeps going to the old colour
 
     def _start(self, live: Colour | None, log: Log) -> None:
         raise NotImplementedError

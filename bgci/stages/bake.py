@@ -18,7 +18,7 @@ def bake(d: Deployment, live: Colour) -> Check:
     errors: list[str] = []
     with requests.Session() as session:
         while time.monotonic() - started < limit:
-            result = probe(session, d.router.live_url, cfg, live)
+            result = probe(session, d.router.live_url, cfg, live, d.router.reach)
             sent += 1
             if not result.ok:
                 failed += 1

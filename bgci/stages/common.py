@@ -57,25 +57,34 @@ def health_check(d: Deployment, colour: Colour, name: str, *, deadline: float | 
     """Health of ``colour`` through the preview address (or the live one when it is live)."""
     url = d.router.live_url if live else d.router.preview_url
     return wait_healthy(url, d.config.health, d.log, name=name, colour=colour, deadline=deadline,
-                        watch=lambda: d.platform.failure(colour))
+                        watch=lambda: d.platform.failure(colour), reach=d.router.reach)
 
 
 @waits_on("app")
 def confirm(d: Deployment, colour: Colour) -> Check:
     """Fresh requests through the live address: every one must be answered by ``colour``."""
     cfg = d.config.health
-    headers = {"Host": cfg.host} if cfg.host else {}
     count = d.config.switch.confirm_requests
     started = time.monotonic()
     seen: dict[str, int] = {}
     for _ in range(count):
+        # a DNS name is resolved again at its server for each: where a new client goes now
+        where = d.router.reach(d.router.live_url)
+        host = cfg.host or where.host
         try:
-            # a new connection each time: "new requests", not a pooled keep-alive one
-            response = requests.get(d.router.live_url + cfg.path, headers=headers,
-                                    timeout=cfg.timeout, allow_redirects=False)
-            key = response.headers.get(COLOUR_HEADER, "(no header)")
-            if response.status_code != cfg.status:
-                key = f"{key} HTTP {response.status_code}"
+            if where.problem:
+                key = where.problem
+            else:
+                # a new connection each time: "new requests", not a pooled keep-alive one
+                response = requests.get(where.url + cfg.path,
+                                        headers={"Host": host} if host else {},
+                                        timeout=cfg.timeout, allow_redirects=False)
+                said = response.headers.get(COLOUR_HEADER, "")
+                key = said or where.colour or "(no header)"
+                if where.colour and said and said != where.colour:
+                    key = f"{said} at {where.colour}'s address"
+                if response.status_code != cfg.status:
+                    key = f"{key} HTTP {response.status_code}"
         except requests.RequestException as exc:
             key = type(exc).__name__
         seen[key] = seen.get(key, 0) + 1
@@ -95,7 +104,14 @@ def confirm(d: Deployment, colour: Colour) -> Check:
 @waits_on("router")
 def drain(d: Deployment, colour: Colour) -> Check:
     """Wait until the router has no request in flight to ``colour``, at most switch.drain s; then
-    have the router close what is still open to it (streams, WebSockets), as far as it can."""
+    have the router close what is still open to it (streams, WebSockets), as far as it can.
+
+    Where new clients may still reach ``colour`` for a while (a DNS record's TTL: resolvers cache
+    the old answer), wait that out first, whatever switch.drain says: until then the cut-over is
+    not done."""
+    stale = d.router.stale_for()
+    if stale > 0:
+        return _wait_out(d, colour, stale)
     limit = d.config.switch.drain
     started = time.monotonic()
     while True:
@@ -111,6 +127,25 @@ def drain(d: Deployment, colour: Colour) -> Check:
                          f"{inflight} request(s) still in flight to {colour} after switch.drain="
                          f"{limit:.0f}s: {closed}; {colour} keeps running for an instant rollback")
         time.sleep(0.1)
+
+
+def _wait_out(d: Deployment, colour: Colour, stale: float) -> Check:
+    """The drain of a switch that the router does not carry (DNS): no request goes through bgci,
+    so there is nothing to count; what can be known is when the last cached answer naming
+    ``colour`` has expired."""
+    started = time.monotonic()
+    d.log.info(f"waiting {stale:.0f}s (the record's TTL, and a second: resolvers count whole "
+               f"seconds) before calling the cut-over done: until then resolvers may still send "
+               f"new clients to {colour}, which keeps running")
+    with d.log.waiting(f"resolvers' caches to let go of {colour}") as progress:
+        while (left := stale - (time.monotonic() - started)) > 0:
+            progress.update(f"{left:.0f}s left")
+            time.sleep(min(1.0, left))
+    closed = d.router.disconnect(colour)
+    return Check(f"drain {colour}", "passed", time.monotonic() - started,
+                 f"waited out the TTL and a second ({stale:.0f}s): every resolver that honours "
+                 f"it now sends new clients to the new colour; {closed}; {colour} keeps running "
+                 "for an instant rollback")
 
 
 def failing_logs(d: Deployment, colour: Colour, check: Check) -> Check:

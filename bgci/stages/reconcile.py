@@ -21,7 +21,7 @@ from bgci.errors import CheckFailed, Refused
 from bgci.health import observe
 from bgci.model import Colour, Instance, Observation, StageResult, other
 from bgci.record import State
-from bgci.stages.common import View, health_check, history
+from bgci.stages.common import View, drain, health_check, history
 
 
 def reconcile(d: Deployment, result: StageResult, *, first_deploy: bool = False
@@ -67,13 +67,16 @@ def reconcile(d: Deployment, result: StageResult, *, first_deploy: bool = False
         history(d, state, result.stage, f"router sent live traffic to {routed or 'nothing'}: "
                 f"back to {state.live}", state.release_of(state.live))
         d.store.write(state)
+        if routed is not None and d.router.stale_for() > 0:
+            # resolvers still send clients to where the record pointed: not the colour to touch
+            result.add(drain(d, routed))
     if restarted is not None:
         check = result.add(health_check(d, restarted, f"health {restarted} (restarted, live)",
                                         live=True))
         if not check.ok:
             d.log.info(f"{restarted} was restarted but is not healthy yet: {check.message}")
     view = View(instances, state.live)
-    d.found = observe(d.router.live_url, d.config.health)
+    d.found = observe(d.router.live_url, d.config.health, reach=d.router.reach)
     result.live_colour, result.idle_colour = d.found.colour, view.idle
     if not d.found.ok and state.live is not None:
         d.log.info(f"live traffic is not served by {state.live} as this stage starts: "
@@ -138,7 +141,7 @@ def _finish_or_drop_intent(d: Deployment, state: State, routed: Colour | None) -
 def conclude(d: Deployment, result: StageResult) -> Observation:
     """Look at live traffic as the stage ends: the live colour the stage reports is who answered.
     CheckFailed (exit 1) when live traffic was served as the stage started and is not now."""
-    seen = d.seen = observe(d.router.live_url, d.config.health)
+    seen = d.seen = observe(d.router.live_url, d.config.health, reach=d.router.reach)
     result.live_colour = seen.colour
     result.observed = True
     if seen.colour is not None:

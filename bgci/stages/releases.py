@@ -21,7 +21,7 @@ def releases(d: Deployment, result: StageResult) -> StageResult:
     state = d.store.read()
     instances = d.platform.instances()
     result.live_url, result.preview_url = d.router.live_url, d.router.preview_url
-    seen = observe(d.router.live_url, d.config.health)
+    seen = observe(d.router.live_url, d.config.health, reach=d.router.reach)
     result.live_colour, result.observed = seen.colour, True
     result.idle_colour = other(seen.colour) if seen.colour else None
     records = sorted(state.releases.values(), key=lambda r: r.deployed_last, reverse=True)

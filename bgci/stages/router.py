@@ -67,7 +67,7 @@ def reboot(d: Deployment, result: StageResult) -> StageResult:
         instances = d.platform.instances()
         backends = {c: i.address for c, i in instances.items() if i.running}
         what = "; ".join(changes) if changes else "no setting changed: a plain restart"
-        d.found = observe(d.router.live_url, d.config.health)
+        d.found = observe(d.router.live_url, d.config.health, reach=d.router.reach)
         d.log.info(f"rebooting the router ({what}); live traffic is cut until it is back")
         started = time.monotonic()
         result.changed = True

@@ -35,7 +35,7 @@ def status(d: Deployment, result: StageResult, *, history: int = 10) -> StageRes
         router_state = "running"
     except Exception as exc:  # a stopped router is a status to show, not a reason to fail
         routed, router_state = None, f"not answering: {getattr(exc, 'message', exc)}"
-    seen = observe(router.live_url, d.config.health)
+    seen = observe(router.live_url, d.config.health, reach=router.reach)
     live = state.live or routed
     result.live_colour, result.idle_colour = seen.colour, other(live) if live else None
     result.observed = True
@@ -62,7 +62,7 @@ def status(d: Deployment, result: StageResult, *, history: int = 10) -> StageRes
                 url = router.live_url if colour == routed else router.preview_url
                 # up to 3 probes: one slow answer on a busy host is not "UNHEALTHY" to on-call
                 for _ in range(STATUS_PROBES):
-                    outcome = probe(session, url, d.config.health, colour)
+                    outcome = probe(session, url, d.config.health, colour, router.reach)
                     if outcome.ok:
                         break
                     time.sleep(d.config.health.interval)

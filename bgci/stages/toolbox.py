@@ -23,7 +23,7 @@ def pick_colour(d: Deployment, which: str) -> Colour:
     nothing is live yet."""
     if which in COLOURS:
         return which
-    seen = observe(d.router.live_url, d.config.health).colour
+    seen = observe(d.router.live_url, d.config.health, reach=d.router.reach).colour
     live = seen or d.store.read().live
     if live is None:
         raise Refused(f"nothing is live for {d.config.app} yet, so there is no {which} colour",

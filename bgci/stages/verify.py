@@ -33,10 +33,11 @@ def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
         with d.log.group(f"health of {idle} through {url}"):
             check = result.add(failing_logs(d, idle, wait_healthy(
                 url, d.config.health, d.log, name=f"health {idle}", colour=idle, series=series,
-                watch=lambda: d.platform.failure(idle))))
+                watch=lambda: d.platform.failure(idle), reach=d.router.reach)))
         if check.ok and (d.config.verify.smoke or d.config.verify.smoke_command):
-            with d.log.group(f"smoke suite {suite_name(d.config.verify)} against {url}"):
-                checks, output = run_suite(d.config.verify, d.config.root, url)
+            target = suite_url(d, url)
+            with d.log.group(f"smoke suite {suite_name(d.config.verify)} against {target}"):
+                checks, output = run_suite(d.config.verify, d.config.root, target)
                 d.log.info(output[-4000:])
             result.checks.extend(checks)
         if check.ok and d.config.verify.p95_ms:
@@ -84,6 +85,13 @@ def _already_live(d: Deployment, result: StageResult, live: Instance,
     return result
 
 
+def suite_url(d: Deployment, url: str) -> str:
+    """The URL a smoke suite is given for the router's ``url``: the address a DNS name resolves
+    to at its server now (a runner's own resolver may still cache the previous colour's)."""
+    where = d.router.reach(url)
+    return url if where.problem else where.url
+
+
 def candidate_release(view: View, idle: Colour, digest: str) -> Release:
     """What runs on the idle colour, when it is what this pipeline deployed (``digest``, from
     ``--digest`` or ``BGCI_DIGEST``; empty: whatever runs there). Refused (exit 4) otherwise: a
@@ -115,7 +123,7 @@ def smoke_after_pre_switch(d: Deployment, result: StageResult, target: Colour,
     for colour, role, url in runs:
         with d.log.group(f"smoke suite {suite_name(d.config.verify)} against {colour} ({role}) "
                          f"at {url}"):
-            checks, output = run_suite(d.config.verify, d.config.root, url)
+            checks, output = run_suite(d.config.verify, d.config.root, suite_url(d, url))
             d.log.info(output[-4000:])
         for check in checks:
             check.name = f"after pre_switch, {colour} ({role}): {check.name}"
@@ -135,7 +143,7 @@ def _latency(d: Deployment, url: str, series: ProbeSeries) -> Check:
     started = time.monotonic()
     with requests.Session() as session:
         for _ in range(LATENCY_SAMPLES):
-            series.probes.append(probe(session, url, d.config.health, None))
+            series.probes.append(probe(session, url, d.config.health, None, d.router.reach))
     value, budget = p95(series.latencies_ms), d.config.verify.p95_ms
     outcome: Outcome = "passed" if value <= budget else "failed"
     return Check("latency p95", outcome, time.monotonic() - started,

@@ -207,6 +207,21 @@ def test_a_router_that_drifted_is_sent_back_to_the_recorded_live_colour(p: Pipel
     assert "back to blue" in p.state()["history"][-2]["change"]
 
 
+def test_where_clients_may_still_reach_the_old_colour_the_stages_wait_that_out(
+        p: Pipeline) -> None:
+    p.world.stale = 0.4  # a DNS record's TTL (and a second): resolvers still hold the old answer
+    p.release("v1")
+    p.deploy("v2")
+    p.verify()
+    drained = {c.name: c for c in p.switch().checks}["drain blue"]
+    assert drained.seconds >= 0.4 and "waited out the TTL" in drained.message
+    p.world.live = p.world.saved_live = "blue"  # someone pointed the name back at blue by hand
+    result = p.deploy("v3")  # to blue, the idle colour: only once clients have let go of it
+    healed = {c.name: c for c in result.checks}["drain blue"]
+    assert healed.seconds >= 0.4, "blue was replaced before resolvers let go of its address"
+    assert p.world.live == "green" and p.world.starts[-1][0] == "blue"
+
+
 def test_a_bake_above_max_error_rate_rolls_back(p: Pipeline) -> None:
     p.release("v1")
     p.deploy("v2")
