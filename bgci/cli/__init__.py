@@ -11,7 +11,7 @@ import sys
 import click
 
 from bgci import __version__
-from bgci.cli import pipeline
+from bgci.cli import pipeline, tools
 from bgci.cli.common import CONTEXT, EPILOG
 
 
@@ -51,7 +51,7 @@ def cli(ctx: click.Context, config: str | None, reports: str | None, as_json: bo
 
 for _command in (pipeline.build, pipeline.deploy_green, pipeline.verify, pipeline.switch,
                  pipeline.rollback, pipeline.retire, pipeline.deploy, pipeline.status,
-                 pipeline.down, pipeline.up, pipeline.router, pipeline.lock):
+                 pipeline.down, pipeline.up, pipeline.router, pipeline.lock, tools.init):
     cli.add_command(_command)
 
 
