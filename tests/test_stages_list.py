@@ -10,7 +10,7 @@ import click
 
 from bgci.cli import cli
 from bgci.settings import FailureHookConfig
-from bgci.stages import FAILURE_STAGES, STAGES, WRAPPER_STAGES
+from bgci.stages import FAILURE_STAGES, STAGES, TOOLS, WRAPPER_STAGES
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,8 @@ def _cli_commands() -> set[str]:
 
 
 def test_every_stage_is_a_command_and_every_command_a_stage() -> None:
-    assert _cli_commands() == set(STAGES)
+    assert _cli_commands() - set(TOOLS) == set(STAGES)
+    assert set(TOOLS) <= _cli_commands() and not set(TOOLS) & set(STAGES)
 
 
 def test_the_derived_lists_are_stages() -> None:

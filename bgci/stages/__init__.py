@@ -19,3 +19,5 @@ FAILURE_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "reti
 # What a CI wrapper runs as its ``stage`` (action.yml, ci-templates/gitlab, ci-templates/jenkins).
 WRAPPER_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "status", "retire",
                   "down", "up", "deploy")
+# Commands beside the stages: they run none and leave no reports (``bgci init`` writes a config).
+TOOLS = ("init",)
