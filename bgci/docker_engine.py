@@ -251,14 +251,35 @@ def has_image(client: docker.DockerClient, release: Release) -> bool:
             return False
 
 
+def volume_binds(client: docker.DockerClient, app: str,
+                 volumes: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``platform.volumes`` as the SDK mounts them: a name is the engine volume ``<app>-<name>``
+    (created with the app's label when missing, never removed by bgci: it holds the app's data),
+    an absolute path a directory of the engine's host."""
+    binds = {}
+    for source, target in volumes.items():
+        if not source.startswith("/"):
+            name = f"{app}-{source}"
+            with engine(f"create volume {name}"):
+                try:
+                    client.volumes.get(name)
+                except docker.errors.NotFound:
+                    client.volumes.create(name, labels={f"{LABEL}.app": app,
+                                                        f"{LABEL}.role": "data"})
+            source = name
+        binds[source] = {"bind": target, "mode": "rw"}
+    return binds
+
+
 def run_one_off(client: docker.DockerClient, config: Config, network: str, release: Release,
                 command: str, env: dict[str, str], timeout: float) -> tuple[int, str]:
-    """``command`` once in a throw-away container of ``release`` on ``network``: exit code and
-    output (124 when it ran past ``timeout``)."""
+    """``command`` once in a throw-away container of ``release`` on ``network``, with the app's
+    environment and volumes: exit code and output (124 when it ran past ``timeout``)."""
+    binds = volume_binds(client, config.app, config.platform.volumes)
     with engine("run a one-off container"):
         container = client.containers.create(
             release.digest or release.image, command=["/bin/sh", "-c", command],
-            environment={**config.platform.env, **env}, network=network,
+            environment={**config.platform.env, **env}, network=network, volumes=binds,
             labels={f"{LABEL}.app": config.app, f"{LABEL}.role": "hook"}, detach=True,
         )
         try:
