@@ -120,7 +120,8 @@ def detect(root: Path) -> Project:
     project.health = app_sources.health_route(sources) or project.health
     if project.dockerfile:
         exposed = _EXPOSE.search(_read(root / "Dockerfile"))
-        project.port = Found(exposed.group(1), "Dockerfile EXPOSE") if exposed else project.port
+        if exposed and 1 <= int(exposed.group(1)) <= 65535:
+            project.port = Found(str(int(exposed.group(1))), "Dockerfile EXPOSE")
     _checks(project, " and ".join(sorted(set(deps.values()))))
     return project
 
@@ -232,8 +233,8 @@ def _checks(project: Project, deps_from: str) -> None:
             + ("" if project.dockerfile else "; set platform.command to the command that serves "
                "the app on 127.0.0.1:{port}"))
     elif not project.target.value:
-        what = "a WSGI module (<project>/wsgi.py)" if kind == "django" else \
-            f"a {FRAMEWORKS[kind]}(...) app object"
+        what = "WSGI module (<project>/wsgi.py)" if kind == "django" else \
+            f"{FRAMEWORKS[kind]}(...) app object"
         add(f"no {what} found: the commented platform.command is a placeholder"
             if project.dockerfile else
             f"no {what} found: set platform.command to serve it on 127.0.0.1:{{port}}")
@@ -299,7 +300,8 @@ def render_config(project: Project, version: str) -> str:
     if p.dockerfile:
         lines += _key("port", int(p.port.value), "the port the app listens on in its container "
                       f"(bgci sets $PORT to it; {p.port.where or 'a guess: no EXPOSE found'})")
-    command = p.command or "gunicorn MODULE:APP --bind 127.0.0.1:{port}"
+    command = p.command or ("uvicorn MODULE:APP --host 127.0.0.1 --port {port}"
+                            if p.server == "uvicorn" else "gunicorn MODULE:APP --bind 127.0.0.1:{port}")
     what = ("with kind = \"process\": the command each colour runs ({port}: a free port bgci "
             "picks)" if p.dockerfile else "the command each colour runs, in its release's "
             "directory ({port}: a free port bgci picks)")

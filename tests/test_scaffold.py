@@ -169,6 +169,19 @@ def test_an_unknown_framework_gets_a_generic_config_that_says_what_to_fill_in(tm
     loads(project, tmp_path)  # it loads; `bgci deploy` then names platform.command (exit 2)
 
 
+def test_fastapi_without_an_app_object_names_the_command_to_write(tmp_path: Path) -> None:
+    files(tmp_path, {"requirements.txt": "fastapi==0.1\n", "main.py": "import fastapi\n"})
+    project = detect(tmp_path)
+    assert project.framework.value == "fastapi" and project.target.value == ""
+    assert project.checks[:2] == [
+        "no FastAPI(...) app object found: set platform.command to serve it on 127.0.0.1:{port}",
+        "uvicorn is not among the dependencies (requirements.txt): add it, each release's "
+        "virtualenv has only what they list"]
+    assert '# command = "uvicorn MODULE:APP --host 127.0.0.1 --port {port}"' in render_config(
+        project, __version__)
+    loads(project, tmp_path)
+
+
 def test_no_dependencies_at_all(tmp_path: Path) -> None:
     project = detect(files(tmp_path, {"Dockerfile": "FROM scratch\n"}))
     assert project.checks[0].startswith("no requirements.txt or pyproject.toml dependencies")
