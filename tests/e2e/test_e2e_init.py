@@ -1,8 +1,9 @@
 """``bgci init`` as a new user runs it: in a copy of an example without its bgci.toml and
 .dockerignore, init writes both, and ``bgci deploy`` with that config, unchanged, builds, deploys,
 verifies (the example's own smoke suite) and switches. Docker where the example has a Dockerfile
-(flask-app, fastapi-app); django-app without its Dockerfile, so init picks the process platform,
-gunicorn on demo.wsgi and a health.host from ALLOWED_HOSTS.
+(flask-app, fastapi-app: a second build after the deploy's reports gives the same digest);
+django-app without its Dockerfile, so init picks the process platform, gunicorn on demo.wsgi and
+a health.host from ALLOWED_HOSTS.
 
 Only what this machine needs comes from the environment, as for any test here (the written file
 is not touched): free ports, the offline base and router images and the wheelhouse, the session's
@@ -96,6 +97,10 @@ def test_init_writes_a_config_with_which_deploy_succeeds_unchanged(
         # the .dockerignore init wrote kept the smoke suite, the config and the reports out
         shipped = app_files(target, app, platform)
         assert "VERSION" in shipped and not {"smoke", "bgci.toml", "bgci-reports"} & shipped
+        if platform == "docker":  # so the same commit builds the same image, new reports or not
+            built = p.result("build")["digest"]
+            p.run("build", "--tag", "v1")
+            assert p.result("build")["digest"] == built
     finally:
         if platform == "docker":
             target.cleanup()  # its containers first: then the image can go
