@@ -43,6 +43,7 @@ __all__ = [
     "BuildConfig", "Config", "FailureHookConfig", "HealthConfig", "HookConfig", "HooksConfig",
     "LockConfig", "NotifyConfig", "PlatformConfig", "ReportsConfig", "RouterConfig",
     "SwitchConfig", "VerifyConfig", "find_config", "load_config", "scalar_keys", "split_address",
+    "valid_app",
 ]
 
 if sys.version_info >= (3, 11):
@@ -52,6 +53,13 @@ else:  # pragma: no cover
 
 
 _APP_RE = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+
+
+def valid_app(name: str) -> bool:
+    """Whether ``name`` may be an ``app``: 1-40 of [a-z0-9-], not starting or ending with -."""
+    return bool(_APP_RE.match(name))
+
+
 _ADDR_RE = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):([0-9]{1,5})$")
 
 

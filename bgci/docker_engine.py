@@ -169,18 +169,40 @@ def ensure_state_image(client: docker.DockerClient) -> None:
         client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=STATE_IMAGE, rm=True)
 
 
+def volume_binds(client: docker.DockerClient, app: str,
+                 volumes: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``platform.volumes`` as the SDK mounts them: a name is the engine volume ``<app>-<name>``
+    (created with the app's label when missing, never removed by bgci: it holds the app's data),
+    an absolute path a directory of the engine's host."""
+    binds = {}
+    for source, target in volumes.items():
+        if not source.startswith("/"):
+            name = f"{app}-{source}"
+            with engine(f"create volume {name}"):
+                try:
+                    client.volumes.get(name)
+                except docker.errors.NotFound:
+                    client.volumes.create(name, labels={f"{LABEL}.app": app,
+                                                        f"{LABEL}.role": "data"})
+            source = name
+        binds[source] = {"bind": target, "mode": "rw"}
+    return binds
+
+
 def run_one_off(client: docker.DockerClient, config: Config, network: str, release: Release,
                 command: str, env: dict[str, str], timeout: float, *,
                 spec: ColourSpec | None = None,
                 echo: Callable[[str], None] | None = None) -> tuple[int, str]:
     """``command`` once in a throw-away container of ``release`` on ``network``, with the app's
-    environment (``spec``'s when given) plus ``env``: exit code and output (124 when it ran past
-    ``timeout``; 0 = no limit). ``echo`` gets the output as it comes."""
+    environment and volumes (``spec``'s when given) plus ``env``: exit code and output (124 when
+    it ran past ``timeout``; 0 = no limit). ``echo`` gets the output as it comes."""
     base = spec.env if spec is not None else config.platform.env
+    binds = volume_binds(client, config.app,
+                         spec.volumes if spec is not None else config.platform.volumes)
     with engine("run a one-off container"):
         container = client.containers.create(
             release.digest or release.image, command=["/bin/sh", "-c", command],
-            environment={**base, **env}, network=network,
+            environment={**base, **env}, network=network, volumes=binds,
             labels={f"{LABEL}.app": config.app, f"{LABEL}.role": "one-off"}, detach=True,
         )
         try:

@@ -45,7 +45,7 @@ class Release:
 @dataclass(frozen=True)
 class ColourSpec:
     """What a colour was started with besides its release: the port its app listens on, its
-    environment, its command (process platform) and its replicas (swarm).
+    environment, its command (process platform), its replicas (swarm) and its volumes (docker).
 
     Each colour keeps its own, recorded with it: a new port, env or command reaches only the colour
     the next release goes to, and the router reaches each colour through its own record.
@@ -55,20 +55,25 @@ class ColourSpec:
     env: Mapping[str, str] = field(default_factory=dict, hash=False)
     command: str = ""
     replicas: int = 1
+    volumes: Mapping[str, str] = field(default_factory=dict, hash=False)  # docker: source -> path
 
     def to_dict(self) -> dict[str, Any]:
-        return {"port": self.port, "env": dict(self.env), "command": self.command,
-                "replicas": self.replicas}
+        found = {"port": self.port, "env": dict(self.env), "command": self.command,
+                 "replicas": self.replicas}
+        # only when there are some: a spec recorded before volumes existed keeps its digest
+        return {**found, "volumes": dict(self.volumes)} if self.volumes else found
 
     @classmethod
     def from_dict(cls, data: Any) -> ColourSpec | None:
         if not isinstance(data, dict) or not isinstance(data.get("port"), int):
             return None
-        env = data.get("env")
+        env, volumes = data.get("env"), data.get("volumes")
         return cls(port=data["port"],
                    env={str(k): str(v) for k, v in env.items()} if isinstance(env, dict) else {},
                    command=str(data.get("command") or ""),
-                   replicas=int(data.get("replicas") or 1))
+                   replicas=int(data.get("replicas") or 1),
+                   volumes={str(k): str(v) for k, v in volumes.items()}
+                   if isinstance(volumes, dict) else {})
 
     @property
     def digest(self) -> str:
@@ -83,6 +88,8 @@ class ColourSpec:
             return ["started by an earlier bgci, which did not record its settings"]
         found = [f"platform.{key} {getattr(other, key)!r} -> {getattr(self, key)!r}"
                  for key in ("port", "command", "replicas") if getattr(other, key) != getattr(self, key)]
+        if dict(self.volumes) != dict(other.volumes):
+            found.append(f"platform.volumes {dict(other.volumes)!r} -> {dict(self.volumes)!r}")
         changed = sorted(k for k in {*self.env, *other.env} if self.env.get(k) != other.env.get(k))
         if changed:
             found.append(f"platform.env {', '.join(changed)}")

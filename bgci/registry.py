@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -112,6 +113,7 @@ def check(config: Config) -> None:
     """The kinds a config names exist, its router keys fit its router, and platform.hosts fits
     its platform (ConfigError, exit 2)."""
     _kind(config, "platform.kind", config.platform.kind, list(PLATFORMS))
+    _volumes(config)
     _kind(config, "router.kind", config.router.kind, list(ROUTERS))
     kind = ROUTERS[config.router.kind]
     if config.router.managed and not kind.manageable:
@@ -131,6 +133,34 @@ def _kind(config: Config, key: str, value: str, kinds: list[str]) -> None:
     guess = f"; did you mean {close[0]!r}?" if close else ""
     raise ConfigError(f"{config.origin(key)}: {key} = {value!r} is not supported{guess} "
                       f"(supported: {', '.join(kinds)})")
+
+
+_VOLUME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _volumes(config: Config) -> None:
+    """platform.volumes: docker only; each a volume name or an absolute host path, mounted at an
+    absolute path of its own."""
+    volumes, at = config.platform.volumes, config.origin("platform.volumes")
+    if volumes and config.platform.kind != "docker":
+        raise ConfigError(
+            f"{at}: platform.volumes is for platform.kind = \"docker\", not "
+            f"{config.platform.kind!r}",
+            "on the process platform the colours share this machine's files: name an absolute "
+            "path in platform.env; on swarm each node would mount a volume of its own: use a "
+            "database server")
+    targets: dict[str, str] = {}
+    for source, target in volumes.items():
+        if not (source.startswith("/") or _VOLUME_NAME.match(source)):
+            raise ConfigError(f"{at}: platform.volumes source {source!r} must be a volume name "
+                              "([A-Za-z0-9_.-]) or an absolute path of the engine's host")
+        if not target.startswith("/") or target == "/":
+            raise ConfigError(f"{at}: platform.volumes.{source} = {target!r} must be an absolute "
+                              "path in the container, e.g. \"/data\"")
+        if target in targets:
+            raise ConfigError(f"{at}: platform.volumes mounts {targets[target]!r} and {source!r} "
+                              f"both at {target}")
+        targets[target] = source
 
 
 def _attach_keys(config: Config, kind: RouterKind) -> None:

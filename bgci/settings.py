@@ -37,6 +37,10 @@ class PlatformConfig:
     env: dict[str, str] = field(default_factory=dict, metadata=meta("extra app environment"))
     command: str = field(default="", metadata=meta("process platform: command with {port}"))
     replicas: int = field(default=1, metadata=meta("swarm: tasks per colour"))
+    volumes: dict[str, str] = field(default_factory=dict, metadata=meta(
+        "docker: mounted in every colour and in run_in = \"green\" hooks, { source = \"/path/in/"
+        "container\" }: a name is the engine volume <app>-<name> (created, kept), an absolute path a "
+        "directory of the engine's host; what both colours share, e.g. a SQLite file"))
     state_dir: str = field(default="~/.local/state/bgci", metadata=meta(
         "process platform: where releases, colours, the local router and the state live "
         "(relative to the config file's directory)"))

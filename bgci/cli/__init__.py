@@ -50,7 +50,7 @@ def cli(ctx: click.Context, config: str | None, reports: str | None, as_json: bo
     ctx.obj = Options(config, reports, as_json, debug, verbose - quiet, overrides)
 
 
-for _command in (pipeline.build, pipeline.deploy_green, pipeline.verify, pipeline.switch,
+for _command in (tools.init, pipeline.build, pipeline.deploy_green, pipeline.verify, pipeline.switch,
                  pipeline.rollback, pipeline.retire, pipeline.deploy, pipeline.status,
                  tools.releases, tools.logs, tools.exec_, tools.quarantine, tools.config_,
                  pipeline.down, pipeline.up, tools.destroy, pipeline.router, pipeline.lock):

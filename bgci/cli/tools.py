@@ -1,11 +1,13 @@
-"""The operator's commands around the pipeline: read the app's output, run a one-off, list the
-releases, lift a quarantine, see the resolved configuration, remove everything."""
+"""The operator's commands around the pipeline: write a first config, read the app's output, run a
+one-off, list the releases, lift a quarantine, see the resolved configuration, remove everything."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -138,3 +140,48 @@ def config_(opts: Options) -> None:
     from bgci.config_report import show
 
     tool(opts, "config", lambda d, write: show(d.config, write, as_json=opts.as_json))
+
+
+@click.command(epilog=EPILOG)
+@click.pass_obj
+def init(opts: Options) -> None:
+    """Write a commented bgci.toml for the Django, Flask or FastAPI app here.
+
+    From requirements.txt or pyproject.toml and the app's sources: the framework, the module it
+    serves, its health route (for Django a health.host from ALLOWED_HOSTS), the platform (docker
+    when a Dockerfile is here, else process, with its gunicorn or uvicorn command) and the smoke
+    suite; a .dockerignore too when there is none. Prints what it found and what to check.
+    Refuses (exit 4) when there is a config: bgci.toml, [tool.bgci] in pyproject.toml, or the
+    --config file (written instead of bgci.toml, for the app in that file's directory). Needs no
+    engine; writes no reports."""
+    from bgci import __version__, scaffold
+    from bgci.errors import BgciError, ConfigError, Refused
+
+    cwd = Path.cwd()
+    try:
+        if opts.overrides:
+            raise ConfigError("bgci init takes no --set: edit the file it writes instead")
+        path = scaffold.config_path(cwd, opts.config)
+        project = scaffold.detect(path.parent)
+        files = [(path, scaffold.render_config(project, __version__))]
+        if not project.has_dockerignore:
+            files.append((path.parent / ".dockerignore",
+                          scaffold.render_dockerignore(project, path.name)))
+        for target, text in files:
+            try:
+                with target.open("x", encoding="utf-8") as out:  # "x": never over a file
+                    out.write(text)
+            except FileExistsError as exc:
+                raise Refused(f"{target} appeared meanwhile: not overwritten") from exc
+            except OSError as exc:
+                raise ConfigError(f"cannot write {target}: {exc}") from exc
+    except BgciError as exc:
+        click.echo(f"bgci init: {exc.status} (exit {exc.exit_code}): {exc}", err=True)
+        sys.exit(exc.exit_code)
+    written = [str(t.relative_to(cwd)) if t.is_relative_to(cwd) else str(t) for t, _ in files]
+    if opts.as_json:
+        click.echo(json.dumps({"written": written, **project.summary()}, indent=2))
+        return
+    click.echo(f"bgci init: wrote {' and '.join(written)}")
+    for line in scaffold.describe(project):
+        click.echo(f"  {line}")

@@ -22,6 +22,7 @@ from bgci.docker_engine import (
     run_one_off,
     spec_label,
     spec_of,
+    volume_binds,
 )
 from bgci.docker_images import EngineReleases
 from bgci.errors import InfraError
@@ -51,12 +52,14 @@ class DockerPlatform(EngineReleases):
             return None
 
     def spec(self) -> ColourSpec:
-        return ColourSpec(port=self.config.platform.port, env=dict(self.config.platform.env))
+        return ColourSpec(port=self.config.platform.port, env=dict(self.config.platform.env),
+                          volumes=dict(self.config.platform.volumes))
 
     def start(self, colour: Colour, release: Release, spec: ColourSpec, log: Log) -> Instance:
         ensure_bridge(self.client, self.network, self.app)
         name = f"{self.app}-{colour}"
         port = spec.port
+        binds = volume_binds(self.client, self.app, spec.volumes)
         with engine(f"start {name}"):
             old = self._container(name)
             if old is not None:
@@ -72,7 +75,7 @@ class DockerPlatform(EngineReleases):
                         f"{LABEL}.colour": colour, f"{LABEL}.image": release.image,
                         f"{LABEL}.digest": release.digest, f"{LABEL}.started": str(time.time()),
                         f"{LABEL}.spec": spec_label(spec)},
-                network=self.network,
+                network=self.network, volumes=binds,
                 ports={f"{port}/tcp": ("127.0.0.1", None)},  # type: ignore[dict-item]  # any free port
                 restart_policy={"Name": "unless-stopped"},  # type: ignore[arg-type]
                 detach=True,

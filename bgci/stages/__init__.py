@@ -20,5 +20,6 @@ FAILURE_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "reti
 # What a CI wrapper runs as its ``stage`` (action.yml, ci-templates/gitlab, ci-templates/jenkins).
 WRAPPER_STAGES = ("build", "deploy-green", "verify", "switch", "rollback", "status", "retire",
                   "down", "up", "deploy", "releases")
-# The operator's commands that print and leave no report (no stage of their own).
-TOOLS = ("logs", "exec", "config")
+# The operator's commands beside the stages: they run none and leave no reports (``logs``,
+# ``exec`` and ``config`` print; ``init`` writes a first config).
+TOOLS = ("init", "logs", "exec", "config")

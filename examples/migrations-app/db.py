@@ -1,7 +1,8 @@
 """The database both colours share, and what its schema is compared with this release's code.
 
 ``DATABASE_URL`` (a SQLAlchemy URL, from bgci's ``platform.env``) names it; both colours and the
-migration hook get the same one. For a SQLite file its directory is made on first use.
+migration hook get the same one. For a SQLite file (``~`` is the home directory) its directory is
+made on first use.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ HERE = Path(__file__).resolve().parent
 
 
 def database_url() -> str:
+    """``DATABASE_URL``; a SQLite file's ``~`` expanded (each colour runs in its own release's
+    directory: a relative path would give each release a database of its own)."""
     url = os.environ.get("DATABASE_URL", "")
     if not url:
         raise RuntimeError("DATABASE_URL is not set: bgci.toml's platform.env gives it to the app")
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        path = Path(parsed.database).expanduser()
+        if not path.is_absolute():
+            raise RuntimeError(f"DATABASE_URL names the SQLite file {parsed.database!r}: use an "
+                               "absolute path (or ~/...), which both colours and the hook share")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        url = parsed.set(database=str(path)).render_as_string(hide_password=False)
     return url
 
 

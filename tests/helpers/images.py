@@ -34,7 +34,7 @@ SCHEMA: dict[str, Any] = {
     "build": {"context": _STR, "dockerfile": _STR, "build_args": _TABLE, "test_command": _STR,
               "image": _STR, "push": _BOOL},
     "platform": {"kind": _STR, "port": _INT, "env": _TABLE, "command": _STR, "replicas": _INT,
-                 "state_dir": _STR},  # state_dir: the process platform's (bgci/config.py)
+                 "state_dir": _STR, "volumes": _TABLE},  # state_dir, volumes: bgci/settings.py
     "router": {"kind": _STR, "listen": _STR, "preview": _STR, "managed": _BOOL, "image": _STR},
     "health": {"path": _STR, "status": _INT, "contains": _STR, "host": _STR, "timeout": _NUM,
                "interval": _NUM, "deadline": _NUM, "successes": _INT},

@@ -2,7 +2,7 @@
 
 Routes: ``/`` (hello), ``/healthz`` (answers once the database does), ``/version``, ``/schema``
 (this release's migration head against the database's, see ``db.py``), ``GET /notes`` and
-``POST /notes`` (``{"text": ...}``). The schema belongs to Alembic (``migrations/``): bgci runs
+``POST /notes`` (``{"text": ...}``), ``DELETE /notes/<id>``. The schema belongs to Alembic (``migrations/``): bgci runs
 ``alembic upgrade head`` as the ``pre_switch`` hook, in the new release, before traffic moves.
 """
 
@@ -63,3 +63,11 @@ def add_note() -> tuple[Response, int]:
             text("INSERT INTO notes (text, author) VALUES (:text, :author) RETURNING id"),
             {"text": body["text"], "author": author}).scalar_one()
     return jsonify(id=new_id, text=body["text"], author=author), 201
+
+
+@app.delete("/notes/<int:note_id>")
+def delete_note(note_id: int) -> tuple[Response, int]:
+    # the smoke suite removes the note it wrote: it runs against the production database
+    with engine().begin() as conn:
+        deleted = conn.execute(text("DELETE FROM notes WHERE id = :id"), {"id": note_id}).rowcount
+    return (Response(status=204), 204) if deleted else (jsonify(error="no such note"), 404)

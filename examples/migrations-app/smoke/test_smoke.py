@@ -3,6 +3,9 @@
 against the live release and the new one. So it checks what every release must keep doing, on
 any schema from the one before its migration to the one after: no test names a new column.
 
+It runs against the production database (both colours share it): the notes test writes one note,
+marked ``smoke <uuid>``, and deletes it again.
+
 By hand: ``BGCI_TARGET_URL=http://127.0.0.1:8081 pytest smoke``
 """
 
@@ -58,10 +61,18 @@ def test_notes_round_trip(http: requests.Session, base_url: str, schema: dict[st
         # `bgci verify` runs before the pre_switch migration: this release's tables may not exist
         pytest.skip(f"the database is at {schema['database']}, this release needs "
                     f"{schema['code']}: `bgci switch` runs this after the migration")
+    # The database is production's, shared by both colours: the note is marked as the smoke
+    # suite's and deleted again (a run that fails half-way may leave one "smoke ..." note).
     note = f"smoke {uuid.uuid4().hex}"
     created = http.post(f"{base_url}/notes", json={"text": note}, timeout=TIMEOUT)
     assert created.status_code == 201, created.text
     assert created.json()["text"] == note
-    listed = http.get(f"{base_url}/notes", timeout=TIMEOUT)
-    assert listed.status_code == 200, listed.text
-    assert note in [item["text"] for item in listed.json()]
+    try:
+        listed = http.get(f"{base_url}/notes", timeout=TIMEOUT)
+        assert listed.status_code == 200, listed.text
+        assert note in [item["text"] for item in listed.json()]
+    finally:
+        deleted = http.delete(f"{base_url}/notes/{created.json()['id']}", timeout=TIMEOUT)
+    assert deleted.status_code == 204, deleted.text
+    left = http.get(f"{base_url}/notes", timeout=TIMEOUT).json()
+    assert note not in [item["text"] for item in left], "the smoke note was not deleted"
