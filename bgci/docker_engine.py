@@ -7,13 +7,14 @@ imports another): what one of them does with the engine that another does too li
 
 from __future__ import annotations
 
+import calendar
 import io
 import json
 import os
 import posixpath
 import tarfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlparse
@@ -129,6 +130,37 @@ def execute(container: Any, argv: list[str]) -> tuple[int, str]:
 
 
 # -- what a colour was started with, as a label ---------------------------------------------------
+def logs_after(fetch: Callable[..., Any], cursor: str) -> tuple[str, str]:
+    """A container's or service's output after ``cursor`` (the engine's timestamp of the last
+    line seen, in ns; "": from now) and the next cursor. ``fetch(**kw)`` is its ``logs``."""
+    if not cursor:
+        last = bytes(fetch(timestamps=True, tail=1) or b"").decode("utf-8", "replace")
+        stamps = [_ns(line.partition(" ")[0]) for line in last.splitlines()]
+        return "", str(max([s for s in stamps if s is not None], default=0))
+    after = int(cursor) if cursor.isdigit() else 0
+    raw = fetch(timestamps=True, since=max(1, after // 10**9))
+    raw = b"".join(raw) if not isinstance(raw, bytes) else raw  # a service's logs: chunks
+    lines, newest = [], after
+    for line in raw.decode("utf-8", "replace").splitlines():
+        stamp, _, text = line.partition(" ")
+        ns = _ns(stamp)
+        if ns is not None and ns > after:
+            lines.append(text)
+            newest = max(newest, ns)
+    return "".join(f"{line}\n" for line in lines), str(newest)
+
+
+def _ns(stamp: str) -> int | None:
+    """An RFC 3339 timestamp with up to nanoseconds (the engine's log stamps) in ns since 1970."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    try:
+        seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+    digits = "".join(ch for ch in fraction if ch.isdigit())[:9]
+    return seconds * 10**9 + int(digits.ljust(9, "0") or 0)
+
+
 def spec_label(spec: ColourSpec) -> str:
     """``spec`` as the value of a colour's ``org.bgci.spec`` label."""
     return json.dumps(spec.to_dict(), sort_keys=True)

@@ -22,7 +22,7 @@ from bgci.deployment import Deployment, Identity
 from bgci.errors import ConfigError, InfraError, Refused
 from bgci.log import Log, StderrLog
 from bgci.model import Colour, ColourSpec, Instance, Release, State, other
-from bgci.ports import LockInfo
+from bgci.ports import Counters, LockInfo, Traffic
 from bgci.registry import Site
 
 
@@ -61,6 +61,14 @@ class World:
     router_changes: list[str] = field(default_factory=list)  # the router runs with other settings
     state: dict[str, Any] | None = None
     lock: LockInfo | None = None
+    output: dict[Colour, list[str]] = field(default_factory=dict)  # lines each colour wrote
+    # digest -> (path, every how many requests to it fail with 500): real users' requests that
+    # bgci's probes (the health path) never make
+    fails_path: dict[str, tuple[str, int]] = field(default_factory=dict)
+    path_answers: dict[str, int] = field(default_factory=dict)
+    logs_per_request: dict[str, str] = field(default_factory=dict)  # digest -> line it logs
+    counted: dict[Colour, list[int]] = field(default_factory=dict)  # [requests, 5xx] per colour
+    counting: bool = True  # the router keeps counters bgci can read
 
     def add_image(self, image: str, *, healthy: bool = True) -> str:
         digest = f"sha256:{abs(hash(image)):016x}"
@@ -69,8 +77,17 @@ class World:
             self.unhealthy.add(digest)
         return digest
 
-    def answer(self, role: str) -> tuple[int, Colour | None, str]:
-        """(status, colour, body) of a request through the ``role`` address now."""
+    def answer(self, role: str, path: str = "/healthz") -> tuple[int, Colour | None, str]:
+        """(status, colour, body) of a request for ``path`` through the ``role`` address now,
+        counted for the colour it went to as a router counts it."""
+        status, colour, body = self._answer(role, path)
+        if colour is not None:
+            counts = self.counted.setdefault(colour, [0, 0])
+            counts[0] += 1
+            counts[1] += status >= 500
+        return status, colour, body
+
+    def _answer(self, role: str, path: str) -> tuple[int, Colour | None, str]:
         routed = self.live if role == "live" else (other(self.live) if self.live else "blue")
         if role == "live" and self.live is None:
             return 503, None, "no colour is live here yet"
@@ -79,6 +96,13 @@ class World:
         if routed not in self.backends or found is None or not found.running:
             return 503, routed, f"{routed} is not running"
         digest = found.release.digest
+        if digest in self.logs_per_request:
+            self.output.setdefault(routed, []).append(self.logs_per_request[digest])
+        failing = self.fails_path.get(digest)
+        if failing is not None and path == failing[0]:
+            self.path_answers[digest] = self.path_answers.get(digest, 0) + 1
+            if self.path_answers[digest] % failing[1] == 0:
+                return 500, routed, f"{path} failed"
         if role == "live" and digest in self.fails_after:
             self.live_answers[digest] = self.live_answers.get(digest, 0) + 1
             if self.live_answers[digest] > self.fails_after[digest]:
@@ -128,6 +152,11 @@ class FakePlatform:
     def logs(self, colour: Colour, lines: int = 40) -> str:
         return f"the last lines of {colour}"
 
+    def output(self, colour: Colour, cursor: str) -> tuple[str, str]:
+        lines = self.world.output.get(colour, [])
+        start = int(cursor) if cursor else len(lines)
+        return "".join(f"{line}\n" for line in lines[start:]), str(len(lines))
+
     def failure(self, colour: Colour) -> str:
         found = self.world.instances.get(colour)
         return "" if found is not None and found.running else f"{colour} exited with code 1"
@@ -142,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not world.router_running:
             self.close_connection = True  # a stopped router: the client sees the connection drop
             return
-        status, colour, body = world.answer(self.server.role)
+        status, colour, body = world.answer(self.server.role, self.path)
         data = body.encode()
         self.send_response(status)
         if colour and status == 200:
@@ -225,6 +254,12 @@ class FakeRouter:
 
     def stop(self, log: Log) -> None:
         self.world.router_running = False
+
+    def counters(self) -> Counters | None:
+        if not self.world.counting:
+            return None
+        return Counters(time.time(), {colour: Traffic(requests=n, errors=e) for colour, (n, e)
+                                      in list(self.world.counted.items())}, "the fake's counters")
 
 
 class MemoryStore:

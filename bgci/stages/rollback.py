@@ -11,6 +11,7 @@ from bgci.hooks import run_hook
 from bgci.model import Check, Intent, StageResult, State
 from bgci.stages.common import confirm, drain, failing_logs, health_check, history
 from bgci.stages.reconcile import conclude, reconcile
+from bgci.stages.watch import Watch
 from bgci.timings import mark
 
 
@@ -18,15 +19,23 @@ def rollback(d: Deployment, result: StageResult, *, dry_run: bool = False) -> St
     with d.locked():
         checkpoint("rollback:locked")
         state, _ = reconcile(d, result)
-        rollback_traffic(d, result, state, reason="rolled back by `bgci rollback`",
-                         dry_run=dry_run)
-        conclude(d, result)
+        watch = None if dry_run else Watch(d.router).start()
+        try:
+            rollback_traffic(d, result, state, reason="rolled back by `bgci rollback`",
+                             dry_run=dry_run, watch=watch)
+            conclude(d, result)
+        finally:
+            if watch is not None:
+                watch.stop()
+                if watch.marks:  # traffic was moved (or meant to be): its picture
+                    result.extra["timeline"] = watch.timeline()
     return result
 
 
 def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason: str,
-                     dry_run: bool = False) -> None:
-    """The rollback itself, from the recorded state; the caller holds the deploy lock."""
+                     dry_run: bool = False, watch: Watch | None = None) -> None:
+    """The rollback itself, from the recorded state; the caller holds the deploy lock.
+    ``watch`` marks its moments on the timeline of the stage that runs it."""
     instances = d.platform.instances()
     live, target, release = state.live, state.previous, state.previous_release
     if target is None and live is not None and state.rolled_back_to == live:
@@ -69,9 +78,13 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
     state.intent = Intent("rollback", target, time.time(), reason)
     d.store.write(state)
     mark("rollback")
+    if watch is not None:
+        watch.mark("rollback")
     d.router.switch(target)
     checkpoint("rollback:switched")
     confirmation = result.add(confirm(d, target))
+    if watch is not None:
+        watch.mark("rolled back" if confirmation.ok else "rollback not confirmed")
     if not confirmation.ok:
         d.router.switch(live)
         state.intent = None
@@ -85,5 +98,9 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
     checkpoint("rollback:recorded")
     d.log.info(f"live traffic is back on {target} ({release.short}); "
                f"{bad.short if bad else live} is quarantined")
+    if watch is not None:
+        watch.begin("drain")
     result.add(drain(d, live))
+    if watch is not None:
+        watch.end("drain")
     run_hook(d, "post_rollback", result, release, target)

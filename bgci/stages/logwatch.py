@@ -1,0 +1,91 @@
+"""The new colour's output while it bakes: lines matching ``switch.log_errors`` counted per
+minute, and a few of them, deduplicated, for the report."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+from bgci.model import Colour
+from bgci.ports import Platform
+
+SHOWN = 5  # distinct offending lines in the report
+_TRACEBACK = "Traceback (most recent call last)"
+# what differs between two reports of one error: timestamps, pids, ids, addresses, counts
+_VARYING = re.compile(r"0x[0-9a-fA-F]+|[0-9a-f]{8,}|\d+")
+
+
+@dataclass
+class Offence:
+    line: str  # the first one seen (a traceback: its first line and the exception it ended in)
+    count: int = 1
+
+
+@dataclass
+class LogWatch:
+    """Reads ``colour``'s output from ``cursor`` on, each ``poll``; counts matching lines."""
+
+    platform: Platform
+    colour: Colour
+    pattern: re.Pattern[str]
+    cursor: str
+    matched: int = 0
+    times: deque[float] = field(default_factory=deque)  # when each match was seen
+    offences: dict[str, Offence] = field(default_factory=dict)
+    error: str = ""  # why the output could not be read (the watch then sees nothing)
+    peak: int = 0  # the most matching lines seen within a minute
+    _traceback: Offence | None = None  # a traceback whose exception line is still to come
+
+    def poll(self) -> None:
+        try:
+            text, self.cursor = self.platform.output(self.colour, self.cursor)
+        except Exception as exc:  # the output is a view of the colour, never a reason to fail
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        now = time.monotonic()
+        for line in text.splitlines():
+            self._line(line.rstrip(), now)
+        self.peak = max(self.peak, self.per_minute())
+
+    def _line(self, line: str, now: float) -> None:
+        matches = bool(line) and self.pattern.search(line) is not None
+        if self._traceback is not None and line and not line[:1].isspace():
+            # the first unindented line after a traceback is the exception it ended in
+            if not matches:
+                self._traceback.line += f" ... {line.strip()[:200]}"
+            self._traceback = None
+        if not matches:
+            return
+        self.matched += 1
+        self.times.append(now)
+        key = _key(line)
+        found = self.offences.get(key)
+        if found is not None:
+            found.count += 1
+            return
+        offence = self.offences[key] = Offence(line.strip()[:300])
+        if _TRACEBACK in line:
+            self._traceback = offence
+
+    def per_minute(self) -> int:
+        """Matching lines seen in the last 60 seconds."""
+        limit = time.monotonic() - 60
+        while self.times and self.times[0] < limit:
+            self.times.popleft()
+        return len(self.times)
+
+    def report(self) -> str:
+        """The offending lines, most frequent first, each once with how often it was seen."""
+        ranked = sorted(self.offences.values(), key=lambda o: -o.count)
+        lines = [f"{o.count:>5} x {o.line}" for o in ranked[:SHOWN]]
+        if len(ranked) > SHOWN:
+            lines.append(f"      ... and {len(ranked) - SHOWN} other distinct line(s)")
+        return "\n".join(lines)
+
+
+def _key(line: str) -> str:
+    """The line without what varies between two reports of one error: a traceback's exception
+    decides, so all tracebacks start alike until it is seen."""
+    return _VARYING.sub("#", line.strip())
