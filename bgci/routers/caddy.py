@@ -343,7 +343,9 @@ class CaddyRouter(RouterBase):
             else:
                 code, text = self.host.execute(self.spec, ["wget", "-qO-", self.admin + "/metrics"])
                 text = text if code == 0 else ""
-            if "caddy_http_request_duration_seconds" not in text:
+            # bgci's own Caddy has its HTTP metrics on (none yet before the first request); a
+            # user's shows them once it does too
+            if not text or not (self.managed or "caddy_http_request_duration_seconds" in text):
                 return None
             if self._live_hint is None:
                 self._live_hint = self.live()
