@@ -16,7 +16,7 @@ from typing import Any
 COLOURS = {"blue": "#1f6feb", "green": "#2da44e"}
 ERROR = "#cf222e"
 WIDTH, HEIGHT = 960, 380
-LEFT, RIGHT = 64, 24
+LEFT, RIGHT = 84, 24
 TOP, MID, BOTTOM = 60, 256, 340  # requests panel from TOP to MID; response times below
 MERMAID_POINTS = 40
 

@@ -261,7 +261,7 @@ def _logs_check(d: Deployment, live: Colour, logs: LogWatch, seconds: float) -> 
         return Check(name, "failed", seconds,
                      f"{logs.peak} line(s) of {live}'s output matched switch.log_errors within a "
                      f"minute: more than switch.max_log_errors = {limit} ({logs.matched} in "
-                     f"{seconds:.0f}s)", shown)
+                     f"{seconds:.1f}s)", shown)
     rule = "report only (switch.max_log_errors = -1)" if limit < 0 else f"at most {limit} a minute"
     return Check(name, "passed", seconds,
                  f"{logs.matched} line(s) of {live}'s output matched switch.log_errors in "

@@ -19,8 +19,12 @@ _VARYING = re.compile(r"0x[0-9a-fA-F]+|[0-9a-f]{8,}|\d+")
 
 @dataclass
 class Offence:
-    line: str  # the first one seen (a traceback: its first line and the exception it ended in)
+    line: str  # the first one seen
     count: int = 1
+    ended_in: str = ""  # a traceback: the exception it ended in (the first one seen whole)
+
+    def __str__(self) -> str:
+        return f"{self.line} ... {self.ended_in}" if self.ended_in else self.line
 
 
 @dataclass
@@ -52,21 +56,22 @@ class LogWatch:
     def _line(self, line: str, now: float) -> None:
         matches = bool(line) and self.pattern.search(line) is not None
         if self._traceback is not None and line and not line[:1].isspace():
-            # the first unindented line after a traceback is the exception it ended in
+            # the first unindented line after a traceback is the exception it ended in (unless
+            # another worker's record came in between: then the next traceback tells)
             if not matches:
-                self._traceback.line += f" ... {line.strip()[:200]}"
+                self._traceback.ended_in = line.strip()[:200]
             self._traceback = None
         if not matches:
             return
         self.matched += 1
         self.times.append(now)
         key = _key(line)
-        found = self.offences.get(key)
-        if found is not None:
-            found.count += 1
-            return
-        offence = self.offences[key] = Offence(line.strip()[:300])
-        if _TRACEBACK in line:
+        offence = self.offences.get(key)
+        if offence is not None:
+            offence.count += 1
+        else:
+            offence = self.offences[key] = Offence(line.strip()[:300])
+        if _TRACEBACK in line and not offence.ended_in:
             self._traceback = offence
 
     def per_minute(self) -> int:
@@ -79,7 +84,7 @@ class LogWatch:
     def report(self) -> str:
         """The offending lines, most frequent first, each once with how often it was seen."""
         ranked = sorted(self.offences.values(), key=lambda o: -o.count)
-        lines = [f"{o.count:>5} x {o.line}" for o in ranked[:SHOWN]]
+        lines = [f"{o.count:>5} x {o}" for o in ranked[:SHOWN]]
         if len(ranked) > SHOWN:
             lines.append(f"      ... and {len(ranked) - SHOWN} other distinct line(s)")
         return "\n".join(lines)

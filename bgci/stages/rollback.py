@@ -29,6 +29,7 @@ def rollback(d: Deployment, result: StageResult, *, dry_run: bool = False) -> St
                 watch.stop()
                 if watch.marks:  # traffic was moved (or meant to be): its picture
                     result.extra["timeline"] = watch.timeline()
+                    result.extra["history"] = state.history[-10:]  # for report.html
     return result
 
 

@@ -19,6 +19,7 @@ from bgci.stages.watch import Watch
 from bgci.timings import mark
 
 PRECHECK_DEADLINE = 15.0
+HISTORY = 10  # entries of the history a switch's reports show
 
 
 def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: bool = False,
@@ -54,6 +55,7 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: 
             watch.stop()
             if not dry_run:
                 result.extra["timeline"] = watch.timeline()
+                result.extra["history"] = state.history[-HISTORY:]  # for report.html
     return result
 
 
