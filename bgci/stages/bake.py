@@ -37,6 +37,7 @@ from bgci.stages.watch import Watch
 MIN_REAL = 20  # real requests under which the probes alone judge (too few to mean anything)
 EARLY_REQUESTS = 100  # real requests after which an error rate over the limit ends the bake
 LOG_POLL = 1.0  # seconds between two reads of the new colour's output
+BASELINE = 10.0  # seconds of the old colour's traffic before the decision it is compared by
 
 
 @dataclass
@@ -117,7 +118,8 @@ def bake(d: Deployment, watch: Watch, live: Colour, old: Colour, *, since: float
         d.log.info(f"the bake of {live} ended after {time.monotonic() - started:.1f}s: {ended}")
     seconds = time.monotonic() - started
     counted = watch.between(since).get(live)
-    baseline = watch.between(watch.started, watch.moment("decision") or since).get(old)
+    decided = watch.moment("decision") or since
+    baseline = watch.between(max(watch.started, decided - BASELINE), decided).get(old)
     checks, figures = _error_rate(d, watch, live, counted, probes, seconds)
     latency = _latency(d, live, old, _real(counted, probes), baseline, probes, seconds)
     figures.update(latency[1])

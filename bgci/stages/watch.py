@@ -20,6 +20,7 @@ STEP = 0.1  # seconds per timeline bucket, and between two readings
 RETRY = 1.0  # seconds between readings while the router gives none
 LATENCY_WINDOW = 1.0  # seconds of traffic each point of the response-time line covers
 LIMIT = 36000  # readings kept: an hour at 100 ms
+LEAD = 10.0  # seconds before the first mark the timeline shows (a long pre_switch hook: its end)
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,10 @@ class Watch:
         and windows in seconds from ``t0``."""
         with self._lock:
             readings = list(self.readings)
+        if self.marks:  # from LEAD seconds before the first moment (and the reading before)
+            first = min(at for _, at in self.marks) - LEAD
+            keep = max([i for i, r in enumerate(readings) if r.at <= first] or [0])
+            readings = readings[keep:]
         t0 = readings[0].at if readings else self.started
         end = max([r.at for r in readings] + [at for _, at in self.marks] + [self.started])
         steps = max(1, math.ceil((end - t0) / STEP + 1e-9))
