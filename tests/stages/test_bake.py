@@ -20,6 +20,7 @@ from bgci.model import StageResult
 from bgci.ports import Traffic
 from bgci.stages.bake import _latency
 from bgci.stages.deploy_green import deploy_green
+from bgci.stages.rollback import rollback
 from bgci.stages.switch import switch
 from bgci.stages.verify import verify
 from tests.fakes import World, fake_deployment
@@ -200,3 +201,16 @@ def _no_probes() -> Any:
     from bgci.stages.bake import Probes
 
     return Probes()
+
+
+def test_a_rollback_leaves_its_own_timeline(tmp_path: Path, world: World) -> None:
+    with switched(tmp_path, world, ("/",), {"switch": {"bake": 0.0}}) as (code, _, _):
+        assert code == 0
+    result = StageResult(stage="rollback", app="shop")
+    with fake_deployment(tmp_path, world) as d, Load(d.router.live_url, ("/",)) as load:
+        while len(load.answers) < 10:
+            time.sleep(0.01)
+        rollback(d, result)
+    timeline = result.extra["timeline"]
+    assert [m["name"] for m in timeline["marks"]] == ["rollback", "rolled back"]
+    assert sum(timeline["series"]["blue"]["requests"]) > 0 and world.live == "blue"
