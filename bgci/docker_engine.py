@@ -133,15 +133,17 @@ def execute(container: Any, argv: list[str]) -> tuple[int, str]:
 def logs_after(fetch: Callable[..., Any], cursor: str) -> tuple[str, str]:
     """A container's or service's output after ``cursor`` (the engine's timestamp of the last
     line seen, in ns; "": from now) and the next cursor. ``fetch(**kw)`` is its ``logs``."""
+    def read(**kw: Any) -> str:
+        raw = fetch(timestamps=True, **kw)
+        raw = raw if isinstance(raw, bytes) else b"".join(raw)  # a service's logs: chunks
+        return raw.decode("utf-8", "replace")
+
     if not cursor:
-        last = bytes(fetch(timestamps=True, tail=1) or b"").decode("utf-8", "replace")
-        stamps = [_ns(line.partition(" ")[0]) for line in last.splitlines()]
+        stamps = [_ns(line.partition(" ")[0]) for line in read(tail=1).splitlines()]
         return "", str(max([s for s in stamps if s is not None], default=0))
     after = int(cursor) if cursor.isdigit() else 0
-    raw = fetch(timestamps=True, since=max(1, after // 10**9))
-    raw = b"".join(raw) if not isinstance(raw, bytes) else raw  # a service's logs: chunks
     lines, newest = [], after
-    for line in raw.decode("utf-8", "replace").splitlines():
+    for line in read(since=max(1, after // 10**9)).splitlines():
         stamp, _, text = line.partition(" ")
         ns = _ns(stamp)
         if ns is not None and ns > after:

@@ -52,5 +52,6 @@ def test_engine_logs_after_a_timestamp_cursor() -> None:
     text, cursor = logs_after(fetch, cursor)
     assert text == "ERROR new one\nanother\n", text
     assert asked[-1]["since"] == 1767323045 and asked[-1]["timestamps"] is True
-    text, _ = logs_after(lambda **kw: iter([b"".join(lines)]), cursor)  # a service's: chunks
+    text, _ = logs_after(lambda **kw: iter(lines), cursor)  # a service's logs come in chunks
     assert text == ""
+    assert logs_after(lambda **kw: iter(lines[:1]), "")[1].endswith("100000000")
