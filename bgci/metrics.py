@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 
 from bgci.ports import Traffic
 
@@ -119,21 +119,7 @@ def cumulative(durations: Iterable[float], bounds: tuple[float, ...] = LATENCY_B
     return tuple(out)
 
 
-def merge_counts(a: tuple[tuple[float, int], ...], b: tuple[tuple[float, int], ...]
-                 ) -> tuple[tuple[float, int], ...]:
-    """Two cumulative histograms over the same bounds, added."""
-    merged: dict[float, int] = dict(a)
-    for bound, count in b:
-        merged[bound] = merged.get(bound, 0) + count
-    return tuple(sorted(merged.items()))
-
-
 def p95_ms(traffic: Traffic) -> float | None:
     """The 95th percentile response time of ``traffic`` in milliseconds (None: unknown)."""
     value = quantile(0.95, traffic.buckets)
     return None if value is None else value * 1000
-
-
-def by_colour(found: Mapping[str, Traffic], names: Mapping[str, str]) -> dict[str, Traffic]:
-    """``found`` (keyed by the router's own names) keyed by colour through ``names``."""
-    return {colour: found[name] for name, colour in names.items() if name in found}
