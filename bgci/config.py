@@ -15,13 +15,14 @@ import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, get_origin, get_type_hints
+from typing import Any, get_args, get_origin, get_type_hints
 
 from bgci import registry
 from bgci.errors import ConfigError
 from bgci.settings import (
     HOOK_NAMES,
     INTERNAL,
+    AnalysisConfig,
     BuildConfig,
     Config,
     FailureHookConfig,
@@ -40,8 +41,8 @@ from bgci.settings import (
 from bgci.stages import FAILURE_STAGES
 
 __all__ = [
-    "BuildConfig", "Config", "FailureHookConfig", "HealthConfig", "HookConfig", "HooksConfig",
-    "LockConfig", "NotifyConfig", "PlatformConfig", "ReportsConfig", "RouterConfig",
+    "AnalysisConfig", "BuildConfig", "Config", "FailureHookConfig", "HealthConfig", "HookConfig",
+    "HooksConfig", "LockConfig", "NotifyConfig", "PlatformConfig", "ReportsConfig", "RouterConfig",
     "SwitchConfig", "VerifyConfig", "find_config", "load_config", "scalar_keys", "split_address",
     "valid_app",
 ]
@@ -284,6 +285,13 @@ def _build(cls: type[Any], data: Any, origins: Mapping[str, str], source: str,
         typ, value, key = hints[name], data[name], prefix + name
         if dataclasses.is_dataclass(typ):
             kwargs[name] = _build(typ, value, origins, source, key + ".")  # type: ignore[arg-type]
+        elif get_origin(typ) is list:  # an array of tables: [[analysis]]
+            entry = get_args(typ)[0]
+            if not isinstance(value, list):
+                raise ConfigError(f"{origins.get(key, source)}: {key} must be an array of tables "
+                                  f"([[{key}]]), got {type(value).__name__}")
+            kwargs[name] = [_build(entry, item, origins, origins.get(key, source),
+                                   f"{key}[{i + 1}].") for i, item in enumerate(value)]
         else:
             kwargs[name] = _coerce(typ, value, origins.get(key, source), key)
     return cls(**kwargs)
@@ -372,12 +380,54 @@ def _check_values(config: Config) -> None:
     if not 0 <= config.switch.max_error_rate <= 1:
         raise ConfigError(f"{at('switch.max_error_rate')}: switch.max_error_rate must be between "
                           f"0 and 1, got {config.switch.max_error_rate}")
+    _check_bake(config)
     if not 100 <= config.health.status <= 599:
         raise ConfigError(f"{at('health.status')}: health.status must be an HTTP status code, "
                           f"got {config.health.status}")
     if not 1 <= config.platform.port <= 65535:
         raise ConfigError(f"{at('platform.port')}: platform.port must be 1-65535, got "
                           f"{config.platform.port}")
+
+
+def _check_bake(config: Config) -> None:
+    """The bake's thresholds, its log pattern and the [[analysis]] entries."""
+    at, switch = config.origin, config.switch
+    for key in ("switch.max_p95_ms", "switch.max_p95_increase"):
+        if _get(config, key) < 0:
+            raise ConfigError(f"{at(key)}: {key} must be 0 (off) or more, got {_get(config, key)}")
+    if switch.max_log_errors < -1:
+        raise ConfigError(f"{at('switch.max_log_errors')}: switch.max_log_errors must be -1 "
+                          f"(report only), 0 or more, got {switch.max_log_errors}")
+    try:
+        re.compile(switch.log_errors)
+    except re.error as exc:
+        raise ConfigError(f"{at('switch.log_errors')}: switch.log_errors is not a regular "
+                          f"expression: {exc}", "e.g. log_errors = \"Traceback|ERROR\"") from None
+    names: set[str] = set()
+    for i, entry in enumerate(config.analysis, 1):
+        where = f"{at('analysis')}: [[analysis]] entry {i}" + (f" ({entry.name})" if entry.name else "")
+        for key in ("name", "prometheus", "query"):
+            if not getattr(entry, key):
+                raise ConfigError(f"{where} has no {key}", "each entry needs name, prometheus and "
+                                  "query; see docs/monitoring.md")
+        if entry.name in names:
+            raise ConfigError(f"{where}: another entry is called {entry.name!r} too",
+                              "give each its own name: it names the check in the reports")
+        names.add(entry.name)
+        if not entry.prometheus.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}: prometheus = {entry.prometheus!r} must be an http(s):// "
+                              "URL", "e.g. http://prometheus:9090")
+        if entry.interval <= 0 or entry.count < 1:
+            raise ConfigError(f"{where}: interval must be greater than 0 and count at least 1, "
+                              f"got interval = {entry.interval}, count = {entry.count}")
+        if math.isinf(entry.max) and math.isinf(entry.min):
+            raise ConfigError(f"{where} has neither max nor min: it could never fail",
+                              "set max (each value at most) or min (each value at least)")
+    if config.analysis and config.switch.bake <= 0:
+        raise ConfigError(f"{at('analysis')}: [[analysis]] is measured during the bake, and "
+                          f"switch.bake = {config.switch.bake:g} turns it off",
+                          "set switch.bake to the seconds to watch (the bake lasts as long as "
+                          "the analyses need: interval x count)")
 
 
 def _get(config: Config, dotted: str) -> Any:

@@ -7,6 +7,7 @@ imports another): what one of them does with the engine that another does too li
 
 from __future__ import annotations
 
+import calendar
 import codecs
 import contextlib
 import io
@@ -130,6 +131,39 @@ def execute(container: Any, argv: list[str]) -> tuple[int, str]:
 
 
 # -- what a colour was started with, as a label ---------------------------------------------------
+def logs_after(fetch: Callable[..., Any], cursor: str) -> tuple[str, str]:
+    """A container's or service's output after ``cursor`` (the engine's timestamp of the last
+    line seen, in ns; "": from now) and the next cursor. ``fetch(**kw)`` is its ``logs``."""
+    def read(**kw: Any) -> str:
+        raw = fetch(timestamps=True, **kw)
+        raw = raw if isinstance(raw, bytes) else b"".join(raw)  # a service's logs: chunks
+        return raw.decode("utf-8", "replace")
+
+    if not cursor:
+        stamps = [_ns(line.partition(" ")[0]) for line in read(tail=1).splitlines()]
+        return "", str(max([s for s in stamps if s is not None], default=0))
+    after = int(cursor) if cursor.isdigit() else 0
+    lines, newest = [], after
+    for line in read(since=max(1, after // 10**9)).splitlines():
+        stamp, _, text = line.partition(" ")
+        ns = _ns(stamp)
+        if ns is not None and ns > after:
+            lines.append(text)
+            newest = max(newest, ns)
+    return "".join(f"{line}\n" for line in lines), str(newest)
+
+
+def _ns(stamp: str) -> int | None:
+    """An RFC 3339 timestamp with up to nanoseconds (the engine's log stamps) in ns since 1970."""
+    whole, _, fraction = stamp.rstrip("Z").partition(".")
+    try:
+        seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        return None
+    digits = "".join(ch for ch in fraction if ch.isdigit())[:9]
+    return seconds * 10**9 + int(digits.ljust(9, "0") or 0)
+
+
 def spec_label(spec: ColourSpec) -> str:
     """``spec`` as the value of a colour's ``org.bgci.spec`` label."""
     return json.dumps(spec.to_dict(), sort_keys=True)

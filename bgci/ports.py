@@ -87,6 +87,36 @@ class Platform(Protocol):
         """Why ``colour`` cannot become healthy by waiting ("" while it runs): its process or
         container exited, or restarts in a loop, with its exit code and its last log lines."""
 
+    def output_after(self, colour: Colour, cursor: str) -> tuple[str, str]:
+        """What ``colour`` wrote to its output after ``cursor``, and the cursor to pass next
+        time; ``cursor`` "" starts from now (nothing is returned). The bake's log watch reads
+        the new colour's output with it while it serves live traffic."""
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """What a router counted for one colour, cumulative since it started counting (a counter
+    that only grows, like a Prometheus counter; smaller in a later reading: it restarted).
+
+    ``buckets`` is the response-time histogram where the router keeps one: (upper bound in
+    seconds, responses at most that slow), ascending, the last bound ``inf``. ``mean_ms`` is a
+    router's own mean response time where it keeps no histogram (HAProxy: of its last 1024)."""
+
+    requests: int = 0
+    errors: int = 0  # answered with a 5xx status, by the app or by the router for it
+    buckets: tuple[tuple[float, int], ...] = ()
+    mean_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class Counters:
+    """One reading of a router's counters: per colour, when (``time.time()``), and from what
+    (for reports: "HAProxy show stat", "Traefik's metrics", ...)."""
+
+    at: float
+    colours: Mapping[Colour, Traffic]
+    source: str
+
 
 @dataclass(frozen=True)
 class RouterSpec:
@@ -233,6 +263,11 @@ class Router(Protocol):
     def stale_for(self) -> float:
         """Seconds after a switch during which new clients may still reach the old colour: 0 for
         a router in the traffic path; a DNS record's TTL (resolvers cache the old answer)."""
+
+    def counters(self) -> Counters | None:
+        """The router's own request counters per colour, read now (None: it keeps none that bgci
+        can read, e.g. a router started by an earlier bgci; the bake then judges by its own
+        probes). Called every 100 ms from a thread of its own while a switch or rollback runs."""
 
 
 @dataclass(frozen=True)

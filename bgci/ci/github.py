@@ -12,6 +12,7 @@ from pathlib import Path
 from bgci.lock import default_holder
 from bgci.model import Check, StageResult
 from bgci.report.text import fix_surrogates, one_line
+from bgci.report.timeline import mermaid
 
 # Step output name -> the bgci.env variable it mirrors.
 OUTPUTS = {
@@ -130,6 +131,9 @@ def summary(result: StageResult, values: Mapping[str, str]) -> str:
     if result.checks:
         lines += ["", "| check | outcome | seconds | message |", "|---|---|---:|---|"]
         lines += [_check_row(check) for check in result.checks]
+    timeline = result.extra.get("timeline")
+    if timeline:  # GitHub draws Mermaid itself: the switch as a picture, with no upload
+        lines += ["", mermaid(timeline, f"{result.stage}: requests per colour").rstrip("\n")]
     return "\n".join(lines) + "\n\n"
 
 

@@ -19,6 +19,7 @@ from bgci.docker_engine import (
     decoded,
     engine,
     ensure_bridge,
+    logs_after,
     run_one_off,
     spec_label,
     spec_of,
@@ -153,6 +154,13 @@ class DockerPlatform(EngineReleases):
         loop = f", restarted {restarts} times and still failing" if restarts else ""
         return crash.describe(f"container {name} exited with code {state.get('ExitCode')}{loop}",
                               output, FAILURE_LINES)
+
+    def output_after(self, colour: Colour, cursor: str) -> tuple[str, str]:
+        with engine("read container logs"):
+            container = self._container(f"{self.app}-{colour}")
+            if container is None:
+                return "", cursor
+            return logs_after(container.logs, cursor)
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         with engine("read container logs"):

@@ -42,6 +42,7 @@ from bgci.timings import waits_on
 # What a colour inherits from bgci's environment. The rest (CI tokens, registry passwords) stays
 # out of a long-running app, as on docker; the app's own settings come from platform.env.
 FAILURE_LINES = 15  # of a crashed colour's output, in the failure message
+OUTPUT_CHUNK = 1024 * 1024  # the most of a colour's output read in one look
 INHERITED_ENV = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 
 
@@ -291,6 +292,23 @@ class ProcessPlatform:
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         return detached.tail(self._dir(colour) / "output.log", lines)
+
+    def output_after(self, colour: Colour, cursor: str) -> tuple[str, str]:
+        """What the colour wrote to its output.log after ``cursor`` (``inode:offset``; another
+        inode: the colour was started again, its new log is read from its start)."""
+        try:
+            with (self._dir(colour) / "output.log").open("rb") as handle:
+                stat = os.fstat(handle.fileno())
+                inode, _, offset = cursor.partition(":")
+                start = int(offset) if inode == str(stat.st_ino) and offset.isdigit() else 0
+                if not cursor or start > stat.st_size:
+                    start = stat.st_size if not cursor else 0
+                handle.seek(start)
+                data = handle.read(OUTPUT_CHUNK)
+        except OSError:
+            return "", cursor
+        data = data[: data.rfind(b"\n") + 1]  # a line being written waits for the next look
+        return data.decode("utf-8", "replace"), f"{stat.st_ino}:{start + len(data)}"
 
     def failure(self, colour: Colour) -> str:
         record = detached.read_record(self._dir(colour) / "process.json")

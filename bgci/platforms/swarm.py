@@ -31,6 +31,7 @@ from bgci.docker_engine import (
     LABEL,
     decoded,
     engine,
+    logs_after,
     run_one_off,
     spec_label,
     spec_of,
@@ -195,6 +196,13 @@ class SwarmPlatform(EngineReleases):
                          for t in failed})
         return crash.describe(f"{len(failed)} tasks of service {self.app}-{colour} failed "
                               f"({'; '.join(errors)[:300]})", self.logs(colour, 400), 15)
+
+    def output_after(self, colour: Colour, cursor: str) -> tuple[str, str]:
+        with engine("read service logs"):
+            service = self._colour_service(colour)
+            if service is None:
+                return "", cursor
+            return logs_after(lambda **kw: service.logs(stdout=True, stderr=True, **kw), cursor)
 
     def logs(self, colour: Colour, lines: int = 40) -> str:
         with engine("read service logs"):

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from junit_xml import TestCase, TestSuite, to_xml_report_string
 
@@ -29,11 +30,14 @@ _NOT_IN_SCHEMA = ("disabled",)
 _CASE_ORDER = ("name", "classname", "time")
 
 
-def to_junit(result: StageResult, properties: Mapping[str, str]) -> str:
+def to_junit(result: StageResult, properties: Mapping[str, str],
+             attachments: Sequence[Path] = ()) -> str:
     """The stage as a JUnit XML document (``<testsuites>`` around one suite), ending in a newline.
 
     Every string is stripped of ANSI escapes and of characters illegal in XML 1.0. A stage that
     did not pass always shows a failure or error, even when it has no failing check (or none).
+    Each of ``attachments`` (absolute paths) is named in the suite's system-out as
+    ``[[ATTACHMENT|path]]`` on a line of its own: Jenkins' junit-attachments plugin shows it.
     """
     suite_name = f"bgci.{one_line(result.stage)}"
     cases = [_case(suite_name, check) for check in result.checks]
@@ -44,7 +48,8 @@ def to_junit(result: StageResult, properties: Mapping[str, str]) -> str:
         test_cases=cases,
         timestamp=iso(result.started),
         properties={one_line(k): one_line(v) for k, v in properties.items()},
-        stdout=clean_text(result.message) or None,
+        stdout="\n".join([clean_text(result.message)] + [f"[[ATTACHMENT|{path}]]"
+                                                        for path in attachments]).strip() or None,
     )
     return _conform(to_xml_report_string([suite], prettyprint=False))
 

@@ -40,8 +40,9 @@ from bgci import sockets
 from bgci.errors import ConfigError, InfraError
 from bgci.health import COLOUR_HEADER
 from bgci.log import Log
+from bgci.metrics import add, parse_text, since, traffic_by
 from bgci.model import COLOURS, Colour, other
-from bgci.ports import Endpoints, RouterHost, RouterKind
+from bgci.ports import Counters, Endpoints, RouterHost, RouterKind, Traffic
 from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
 from bgci.routers.binaries import find_binary, keep
 from bgci.settings import Config
@@ -104,7 +105,10 @@ def render_config(servers: Mapping[str, Any], *, admin: str, storage: str,
         "logging": {"logs": {"default": {"level": "WARN"}}},
         "storage": {"module": "file_system", "root": storage},
         # requests in flight through the old config finish within switch.drain
-        "apps": {"http": {"grace_period": _seconds(drain), "servers": dict(servers)}},
+        # metrics: per-server request counters and durations at the admin API's /metrics,
+        # which the bake reads
+        "apps": {"http": {"grace_period": _seconds(drain), "metrics": {},
+                          "servers": dict(servers)}},
     }
 
 
@@ -135,6 +139,10 @@ class CaddyRouter(RouterBase):
     def __init__(self, config: Config, host: RouterHost, where: Endpoints) -> None:
         super().__init__(config, host, where)
         self.names = {role: f"bgci-{self.app}-{role}" for role in ROLES}
+        # counters(): per server as Caddy counts, per colour as each server served them
+        self._live_hint: Colour | None = None
+        self._by_server: dict[str, Traffic] = {}
+        self._counted: dict[Colour, Traffic] = {}
         if host.managed:
             self.file = host.path(f"{DIR}/caddy.json")
             self.next_file = host.path(f"{DIR}/next.json")
@@ -277,6 +285,7 @@ class CaddyRouter(RouterBase):
 
     # -- Router ----------------------------------------------------------------------------
     def _start(self, live: Colour | None, log: Log) -> None:
+        self._live_hint = live
         log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
         if self.binary and keep(self.binary, self.spec.command[0]):
             log.info(f"copied {self.binary} to {self.spec.command[0]}")
@@ -321,6 +330,39 @@ class CaddyRouter(RouterBase):
             self._load(self._config(live))
         else:
             self._patch(live)
+        self._live_hint = live
+
+    def counters(self) -> Counters | None:
+        """Caddy counts per server, not per upstream: bgci's live and preview servers, each
+        counted to the colour it served when read (the 100 ms in which a switch happens count
+        to the colour after it)."""
+        try:
+            if self.host.local:
+                status, _, data = sockets.http_request(self.admin, "GET", "/metrics", timeout=2)
+                text = data.decode("utf-8", "replace") if status == 200 else ""
+            else:
+                code, text = self.host.execute(self.spec, ["wget", "-qO-", self.admin + "/metrics"])
+                text = text if code == 0 else ""
+            # bgci's own Caddy has its HTTP metrics on (none yet before the first request); a
+            # user's shows them once it does too
+            if not text or not (self.managed or "caddy_http_request_duration_seconds" in text):
+                return None
+            if self._live_hint is None:
+                self._live_hint = self.live()
+        except (OSError, http.client.HTTPException, InfraError):
+            return None
+        roles = {name: role for role, name in self.names.items()}
+        found = traffic_by(parse_text(text), "caddy_http_request_duration_seconds",
+                           lambda labels: roles.get(labels.get("server", "")))
+        live = self._live_hint
+        colours: dict[str, Colour | None] = {"live": live, "preview": other(live) if live else "blue"}
+        for role, seen in found.items():
+            colour = colours.get(role)
+            if colour is not None:
+                self._counted[colour] = add(self._counted.get(colour, Traffic()),
+                                            since(self._by_server.get(role), seen))
+            self._by_server[role] = seen
+        return Counters(time.time(), dict(self._counted), "Caddy's metrics")
 
     def describe_switch(self, live: Colour) -> str:
         if self.managed:

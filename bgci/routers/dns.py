@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from bgci.errors import ConfigError, InfraError, Refused
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
-from bgci.ports import Endpoints, Reach, RouterHost, RouterKind
+from bgci.ports import Counters, Endpoints, Reach, RouterHost, RouterKind
 from bgci.routers import RouterBase, router_spec
 from bgci.settings import TSIG_ALGORITHMS, Config
 
@@ -170,6 +170,9 @@ class DnsRouter(RouterBase):
         # resolvers count a TTL in whole seconds: one that fetched the old answer just before
         # the update may serve it up to TTL + 1 s later (measured: tests/e2e/test_e2e_dns.py)
         return float(self.ttl + 1)
+
+    def counters(self) -> Counters | None:
+        return None  # a DNS server sees no HTTP request: the bake judges by bgci's own probes
 
     def switch(self, live: Colour) -> None:
         self._replace(self._wanted(live))

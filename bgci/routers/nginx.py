@@ -24,6 +24,7 @@ container (``router.image``, default the official image) driven through the engi
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import subprocess
@@ -37,10 +38,11 @@ import requests
 from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import Colour
-from bgci.ports import Endpoints, RouterHost, RouterKind
+from bgci.ports import Counters, Endpoints, RouterHost, RouterKind
 from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
 from bgci.routers.binaries import find_binary
 from bgci.routers.nginx_conf import COLOUR_PATH, render_main, render_site, site_facts
+from bgci.routers.nginx_log import CHUNK, AccessLog
 from bgci.settings import Config
 from bgci.timings import waits_on
 
@@ -52,6 +54,10 @@ CONFIRMATIONS = 5  # new connections in a row that must see it
 DEFAULT_CHECK, DEFAULT_RELOAD = "nginx -t", "nginx -s reload"
 # old workers of a reload: busybox and procps-less images have grep; "dow[n]" keeps grep's own
 # command line (which holds the pattern) from matching
+# the access log's size, then what it holds from byte $2 on (at most $3 bytes); and emptying it
+_LOG_FROM = ('s=$(wc -c < "$1" 2>/dev/null || echo 0); echo "$s"; '
+             '[ "$s" -gt "$2" ] && tail -c +"$(($2 + 1))" "$1" | head -c "$3"; exit 0')
+_EMPTY = ': > "$1"'
 _OLD_WORKERS = 'grep -l "worker process is shutting dow[n]" /proc/[0-9]*/cmdline 2>/dev/null | wc -l'
 
 
@@ -80,6 +86,9 @@ class NginxRouter(RouterBase):
             check = ["/bin/sh", "-c", config.router.check_command or DEFAULT_CHECK]
             reload = ["/bin/sh", "-c", config.router.reload_command or DEFAULT_RELOAD]
         self.check_argv, self.reload_argv = check, reload
+        # bgci's own nginx logs each request as a JSON line that counters() counts
+        self.access_log = host.path(f"{DIR}/access.log") if host.managed else ""
+        self._log = AccessLog(self._log_bytes, self._empty_log)
         image = self.binary if host.local else (config.router.image or DEFAULT_IMAGE)
         self.spec = router_spec("nginx", config, host, where, image=image,
                                 command=[self.binary, *self._options()],
@@ -138,7 +147,7 @@ class NginxRouter(RouterBase):
         return _colour(live or "")
 
     def _files(self, live: Colour | None) -> dict[str, bytes]:
-        site = render_site(self.app, self._backends, live,
+        site = render_site(self.app, self._backends, live, access_log=self.access_log,
                            keepalive=self.config.router.client_keepalive,
                            live_listen=self.host.bind(self.spec, LIVE_PORT),
                            preview_listen=self.host.bind(self.spec, PREVIEW_PORT))
@@ -291,6 +300,38 @@ class NginxRouter(RouterBase):
             pid = (self._read(f"{self.prefix}/nginx.pid") or b"").strip()
             master = int(pid) if pid.isdigit() else None
         return _old_workers(master)
+
+    def counters(self) -> Counters | None:
+        """The requests bgci's own nginx logged since bgci first looked (a user's nginx: none)."""
+        return self._log.counters() if self.access_log else None
+
+    def _log_bytes(self, offset: int) -> tuple[int, bytes] | None:
+        """The access log's size and what it holds from ``offset`` (at most a CHUNK)."""
+        if self.host.local:
+            try:
+                with open(self.access_log, "rb") as handle:
+                    size = os.fstat(handle.fileno()).st_size
+                    handle.seek(offset)
+                    return size, handle.read(CHUNK) if size > offset else b""
+            except FileNotFoundError:
+                return 0, b""
+            except OSError:
+                return None
+        try:
+            code, out = self.host.execute(self.spec, ["sh", "-c", _LOG_FROM, "bgci", self.access_log,
+                                                      str(offset), str(CHUNK)])
+        except InfraError:
+            return None
+        first, _, rest = out.partition("\n")
+        return (int(first), rest.encode()) if code == 0 and first.strip().isdigit() else None
+
+    def _empty_log(self) -> None:
+        if self.host.local:
+            with contextlib.suppress(OSError):
+                os.truncate(self.access_log, 0)
+        else:
+            with contextlib.suppress(InfraError):
+                self.host.execute(self.spec, ["sh", "-c", _EMPTY, "bgci", self.access_log])
 
     def disconnect(self, colour: Colour) -> str:
         if self.managed:

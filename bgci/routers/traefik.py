@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import socket
 import time
 from collections.abc import Mapping
@@ -38,8 +39,9 @@ import requests
 from bgci.errors import ConfigError, InfraError
 from bgci.health import COLOUR_HEADER
 from bgci.log import Log
+from bgci.metrics import LATENCY_BUCKETS, parse_text, traffic_by
 from bgci.model import COLOURS, Colour, other
-from bgci.ports import Endpoints, RouterHost, RouterKind
+from bgci.ports import Counters, Endpoints, RouterHost, RouterKind
 from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
 from bgci.routers.binaries import find_binary, keep
 from bgci.settings import Config
@@ -170,6 +172,11 @@ class TraefikRouter(RouterBase):
             # the API (no dashboard) on 127.0.0.1 only: bgci reads what Traefik serves from it
             "api": {"insecure": True, "dashboard": False},
             "ping": {},
+            # per-service request counters and response times, on the API's entry point: the
+            # bake reads them (bgci.metrics)
+            "metrics": {"prometheus": {"entryPoint": "traefik", "addServicesLabels": True,
+                                       "addEntryPointsLabels": False, "addRoutersLabels": False,
+                                       "buckets": [b for b in LATENCY_BUCKETS if b != math.inf]}},
             "providers": {"providersThrottleDuration": "50ms",
                           "file": {"directory": self.dynamic_dir, "watch": True}},
             "log": {"level": "INFO", "noColor": True},
@@ -239,21 +246,39 @@ class TraefikRouter(RouterBase):
     @waits_on("router")
     def _rawdata(self) -> dict[str, Any] | None:
         """What Traefik serves now (``/api/rawdata``); None when its API does not answer."""
-        url = f"{self._api_url()}/api/rawdata"
+        text = self._get("/api/rawdata")
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def _get(self, path: str) -> str | None:
+        """GET ``path`` of Traefik's API (through the engine in a container); None: no answer."""
+        url = f"{self._api_url()}{path}"
         if self.host.local:
             try:
                 response = requests.get(url, timeout=2)
-                response.raise_for_status()
-                data = response.json()
-            except (requests.RequestException, ValueError):
+            except requests.RequestException:
                 return None
-        else:
+            return response.text if response.status_code == 200 else None
+        try:
             code, out = self.host.execute(self.spec, ["wget", "-qO-", url])
-            try:
-                data = json.loads(out) if code == 0 else None
-            except ValueError:
-                return None
-        return data if isinstance(data, dict) else None
+        except InfraError:
+            return None
+        return out if code == 0 else None
+
+    def counters(self) -> Counters | None:
+        """Each colour's service in Traefik's Prometheus metrics (``metrics.prometheus`` on the
+        API's entry point, with service labels: bgci's own Traefik has them)."""
+        text = self._get("/metrics")  # None: metrics are off (a router of an earlier bgci)
+        if text is None:
+            return None
+        services = {f"{self.app}-{colour}@file": colour for colour in COLOURS}
+        found = traffic_by(parse_text(text), "traefik_service_request_duration_seconds",
+                           lambda labels: services.get(labels.get("service", "")))
+        return Counters(time.time(), {c: found[c] for c in COLOURS if c in found},
+                        "Traefik's metrics")
 
     @waits_on("router")
     def _wait_applied(self, doc: Mapping[str, Any]) -> None:

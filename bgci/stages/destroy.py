@@ -4,7 +4,8 @@ The managed router, both colours and their one-offs, networks, release directori
 and the deploy lock; with ``images``, the images (releases) bgci built for the app too: never an
 image it only ran, which another app may share. Without ``yes`` it only
 lists them and refuses (exit 4): live traffic ends for good, there is no `bgci up` after it.
-The user's own router (``router.managed = false``) is left as it is, and the report says so.
+The user's own router (``router.managed = false``) and the app's data volumes
+(``platform.volumes``) are left as they are, and the report says so.
 """
 
 from __future__ import annotations
@@ -46,9 +47,13 @@ def destroy(d: Deployment, result: StageResult, *, images: bool, yes: bool) -> S
         kept = [] if d.config.router.managed else [
             "router.managed = false: your router is left as it is, and bgci's part of its "
             "configuration with it"]
+        named = sorted(f"{d.config.app}-{v}" for v in d.config.platform.volumes if "/" not in v)
+        if named:
+            kept.append(f"the app's data volumes ({', '.join(named)}) are kept: bgci never "
+                        "removes data; `docker volume rm` does")
         result.extra["kept"] = kept
         result.message = (f"removed {len(removed)} thing(s) of {where}"
-                          + (f"; {kept[0]}" if kept else ""))
+                          + "".join(f"; {line}" for line in kept))
         result.add(Check("destroy", "passed", time.monotonic() - started,
                          result.message + "\n" + "\n".join(removed)))
         d.log.info(result.message)

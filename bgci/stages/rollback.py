@@ -5,6 +5,8 @@ idle colour, health-checked, then switched to."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
@@ -15,6 +17,7 @@ from bgci.record import Intent, State
 from bgci.stages.common import confirm, drain, failing_logs, health_check, history
 from bgci.stages.reconcile import conclude, reconcile
 from bgci.stages.releases import find_release
+from bgci.stages.watch import Watch
 from bgci.timings import mark
 
 
@@ -23,15 +26,33 @@ def rollback(d: Deployment, result: StageResult, *, dry_run: bool = False) -> St
     with d.locked():
         checkpoint("rollback:locked")
         state, _ = reconcile(d, result)
-        rollback_traffic(d, result, state, reason="rolled back by `bgci rollback`",
-                         dry_run=dry_run)
-        conclude(d, result)
+        with watching(d, result, state, dry_run) as watch:
+            rollback_traffic(d, result, state, reason="rolled back by `bgci rollback`",
+                             dry_run=dry_run, watch=watch)
+            conclude(d, result)
     return result
 
 
+@contextmanager
+def watching(d: Deployment, result: StageResult, state: State,
+             dry_run: bool) -> Iterator[Watch | None]:
+    """The router's counters watched while traffic moves (none for a dry run); the timeline
+    and the recent history go into the stage's report."""
+    watch = None if dry_run else Watch(d.router).start()
+    try:
+        yield watch
+    finally:
+        if watch is not None:
+            watch.stop()
+            if watch.marks:  # traffic was moved (or meant to be): its picture
+                result.extra["timeline"] = watch.timeline()
+                result.extra["history"] = state.history[-10:]  # for report.html
+
+
 def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason: str,
-                     dry_run: bool = False) -> None:
-    """The rollback itself, from the recorded state; the caller holds the deploy lock."""
+                     dry_run: bool = False, watch: Watch | None = None) -> None:
+    """The rollback itself, from the recorded state; the caller holds the deploy lock.
+    ``watch`` marks its moments on the timeline of the stage that runs it."""
     instances = d.platform.instances()
     live, target, release = state.live, state.previous, state.previous_release
     if target is None and live is not None and state.rolled_back_to == live:
@@ -69,7 +90,7 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
             started = d.platform.start(target, release, spec, d.log)
             d.router.set_backend(target, started.address)
             checkpoint("rollback:recreated")
-    _move(d, result, state, live, target, release, bad, reason)
+    _move(d, result, state, live, target, release, bad, reason, watch)
 
 
 def rollback_to(d: Deployment, result: StageResult, wanted: str, *,
@@ -131,14 +152,15 @@ def rollback_to(d: Deployment, result: StageResult, wanted: str, *,
             history(d, state, "rollback", f"{target} now runs {release.image} (rollback --to)",
                     release)
             d.store.write(state)
-        _move(d, result, state, live, target, release, bad,
-              f"rolled back to {record.version} by `bgci rollback --to`")
-        conclude(d, result)
+        with watching(d, result, state, dry_run) as watch:
+            _move(d, result, state, live, target, release, bad,
+                  f"rolled back to {record.version} by `bgci rollback --to`", watch)
+            conclude(d, result)
     return result
 
 
 def _move(d: Deployment, result: StageResult, state: State, live: Colour, target: Colour,
-          release: Release, bad: Release | None, reason: str) -> None:
+          release: Release, bad: Release | None, reason: str, watch: Watch | None) -> None:
     """Health of ``target`` through the preview, then live traffic to it, confirmed; ``bad``
     (what ran live) is quarantined with ``reason``; ``live`` is drained and keeps running."""
     check = result.add(failing_logs(d, target, health_check(d, target, f"health {target}")))
@@ -148,9 +170,13 @@ def _move(d: Deployment, result: StageResult, state: State, live: Colour, target
     state.intent = Intent("rollback", target, time.time(), reason)
     d.store.write(state)
     mark("rollback")
+    if watch is not None:
+        watch.mark("rollback")
     d.router.switch(target)
     checkpoint("rollback:switched")
     confirmation = result.add(confirm(d, target))
+    if watch is not None:
+        watch.mark("rolled back" if confirmation.ok else "rollback not confirmed")
     if not confirmation.ok:
         d.router.switch(live)
         state.intent = None
@@ -165,5 +191,9 @@ def _move(d: Deployment, result: StageResult, state: State, live: Colour, target
     checkpoint("rollback:recorded")
     d.log.info(f"live traffic is back on {target} ({release.short}); "
                f"{bad.short if bad else live} is quarantined")
+    if watch is not None:
+        watch.begin("drain")
     result.add(drain(d, live))
+    if watch is not None:
+        watch.end("drain")
     run_hook(d, "post_rollback", result, release, target)

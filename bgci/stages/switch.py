@@ -8,8 +8,9 @@ from bgci.deployment import Deployment
 from bgci.errors import CheckFailed, Refused
 from bgci.faults import checkpoint
 from bgci.hooks import run_hook
-from bgci.model import Check, Colour, StageResult, other
+from bgci.model import Check, Colour, Release, StageResult, other
 from bgci.record import Intent, State
+from bgci.stages.bake import bake, log_watch
 from bgci.stages.common import (
     View,
     confirm,
@@ -19,11 +20,15 @@ from bgci.stages.common import (
     history,
     serving,
 )
+from bgci.stages.logwatch import LogWatch
 from bgci.stages.reconcile import conclude, live_line, reconcile
-from bgci.stages.verify import candidate_release
+from bgci.stages.rollback import rollback_traffic
+from bgci.stages.verify import candidate_release, smoke_after_pre_switch
+from bgci.stages.watch import Watch
 from bgci.timings import mark
 
 PRECHECK_DEADLINE = 15.0
+HISTORY = 10  # entries of the history a switch's reports show
 
 
 def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: bool = False,
@@ -59,55 +64,73 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: 
                               else "run `bgci verify` first (or `bgci switch --force` to "
                               "override)")
             d.log.info(f"--force: switching to {target} although it {why}")
-        check = result.add(failing_logs(d, target, health_check(
-            d, target, f"health {target} before switch",
-            deadline=min(d.config.health.deadline, PRECHECK_DEADLINE))))
-        if not check.ok:
-            raise Refused(f"{target} is not healthy, so live traffic stays on {view.live}: "
-                          f"{check.message}", "see switch.xml; fix it and deploy again")
-        old = view.live
-        if dry_run:
-            plan = d.router.describe_switch(target)
-            result.changed = True
-            result.message = f"dry run: would switch live traffic {old or 'nothing'} -> {target}"
-            result.extra["plan"] = plan
-            d.log.info(f"{result.message}\n{plan}")
-            return result
-        run_hook(d, "pre_switch", result, release, target)
-        if d.config.verify.against_blue:
-            from bgci.stages.verify import smoke_after_pre_switch
-
-            smoke_after_pre_switch(d, result, target, old)
-        state.intent = Intent("switch", target, time.time())
-        d.store.write(state)  # a run killed from here on is finished (or undone) by the next one
-        started = time.monotonic()
-        mark("switch")
-        d.router.switch(target)
-        decided = time.monotonic() - started
-        checkpoint("switch:switched")
-        confirmation = result.add(confirm(d, target))
-        if not confirmation.ok:
-            if old is not None:
-                d.router.switch(old)
-            state.intent = None
-            d.store.write(state)
-            raise CheckFailed(f"switch to {target} not confirmed: {confirmation.message}",
-                              f"live traffic was put back on {old or 'nothing'}")
-        result.extra["switch_seconds"] = round(decided, 4)
-        checkpoint("switch:confirmed")
-        state.switched(target, old)
-        result.changed = True
-        history(d, state, "switch", f"live {old or 'nothing'} -> {target}", release)
-        d.store.write(state)
-        checkpoint("switch:recorded")
-        d.log.info(f"live traffic now goes to {target} ({release.short})")
-        if old is not None:
-            result.add(drain(d, old))
-        if d.config.switch.bake > 0 and old is not None:
-            _bake(d, result, state, target, old)
-        run_hook(d, "post_switch", result, release, target)
-        conclude(d, result)
+        watch = Watch(d.router).start()  # from here: the old colour's traffic before the switch
+        try:
+            _switch(d, result, state, view, target, release, watch, dry_run=dry_run)
+        finally:
+            watch.stop()
+            if not dry_run:
+                result.extra["timeline"] = watch.timeline()
+                result.extra["history"] = state.history[-HISTORY:]  # for report.html
     return result
+
+
+def _switch(d: Deployment, result: StageResult, state: State, view: View, target: Colour,
+            release: Release, watch: Watch, *, dry_run: bool) -> None:
+    check = result.add(failing_logs(d, target, health_check(
+        d, target, f"health {target} before switch",
+        deadline=min(d.config.health.deadline, PRECHECK_DEADLINE))))
+    if not check.ok:
+        raise Refused(f"{target} is not healthy, so live traffic stays on {view.live}: "
+                      f"{check.message}", "see switch.xml; fix it and deploy again")
+    old = view.live
+    if dry_run:
+        plan = d.router.describe_switch(target)
+        result.changed = True
+        result.message = f"dry run: would switch live traffic {old or 'nothing'} -> {target}"
+        result.extra["plan"] = plan
+        d.log.info(f"{result.message}\n{plan}")
+        return
+    run_hook(d, "pre_switch", result, release, target)
+    if d.config.verify.against_blue:
+        smoke_after_pre_switch(d, result, target, old)
+    baking = d.config.switch.bake > 0 and old is not None
+    logs = log_watch(d, target) if baking else None  # its output from the cut-over on
+    state.intent = Intent("switch", target, time.time())
+    d.store.write(state)  # a run killed from here on is finished (or undone) by the next one
+    started = time.monotonic()
+    mark("switch")
+    watch.mark("decision")
+    d.router.switch(target)
+    watch.mark("cut-over")
+    decided = time.monotonic() - started
+    checkpoint("switch:switched")
+    confirmation = result.add(confirm(d, target))
+    if not confirmation.ok:
+        if old is not None:
+            d.router.switch(old)
+            watch.mark("put back")
+        state.intent = None
+        d.store.write(state)
+        raise CheckFailed(f"switch to {target} not confirmed: {confirmation.message}",
+                          f"live traffic was put back on {old or 'nothing'}")
+    confirmed = watch.mark("confirmed")
+    result.extra["switch_seconds"] = round(decided, 4)
+    checkpoint("switch:confirmed")
+    state.switched(target, old)
+    result.changed = True
+    history(d, state, "switch", f"live {old or 'nothing'} -> {target}", release)
+    d.store.write(state)
+    checkpoint("switch:recorded")
+    d.log.info(f"live traffic now goes to {target} ({release.short})")
+    if old is not None:
+        watch.begin("drain")
+        result.add(drain(d, old))
+        watch.end("drain")
+    if baking and old is not None:
+        _bake(d, result, state, target, old, watch, logs, since=confirmed, digest=release.digest)
+    run_hook(d, "post_switch", result, release, target)
+    conclude(d, result)
 
 
 def _record_interrupted(d: Deployment, result: StageResult, state: State, live: Colour,
@@ -140,16 +163,17 @@ def _nothing_to_do(d: Deployment, result: StageResult, view: View) -> StageResul
     return result
 
 
-def _bake(d: Deployment, result: StageResult, state: State, live: Colour, old: Colour) -> None:
-    """Watch live traffic for switch.bake s; above switch.max_error_rate roll back by itself."""
-    from bgci.stages.bake import bake
-
-    check = result.add(bake(d, live))
-    if check.ok:
+def _bake(d: Deployment, result: StageResult, state: State, live: Colour, old: Colour,
+          watch: Watch, logs: LogWatch | None, *, since: float, digest: str) -> None:
+    """Watch live traffic for switch.bake s; on any failed verdict roll back by itself."""
+    verdicts = bake(d, watch, live, old, since=since, logs=logs, digest=digest)
+    for check in verdicts.checks:
+        result.add(check)
+    result.extra["bake"] = verdicts.figures
+    if not verdicts.failed:
         return
-    d.log.info(f"bake failed ({check.message}): rolling back to {old}")
-    from bgci.stages.rollback import rollback_traffic
-
-    rollback_traffic(d, result, state, reason=f"bake failed: {check.message}")
-    raise CheckFailed(f"bake of {live} failed and live traffic was rolled back to {old}: "
-                      f"{check.message}", "see switch.xml; the digest is quarantined")
+    why = "; ".join(f"{check.name}: {check.message}" for check in verdicts.failed)
+    d.log.info(f"bake failed ({why}): rolling back to {old}")
+    rollback_traffic(d, result, state, reason=f"bake failed: {why}", watch=watch)
+    raise CheckFailed(f"bake of {live} failed and live traffic was rolled back to {old}: {why}",
+                      "see switch.xml; the digest is quarantined")

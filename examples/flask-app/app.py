@@ -4,11 +4,15 @@ Routes: ``/`` (hello with the version), ``/healthz`` (the health check bgci prob
 (JSON: version and colour) and ``POST /echo`` (returns the JSON it was sent).
 
 A release can be made unhealthy on purpose, so tests can watch bgci refuse it: ``/healthz`` answers
-503 while a file named ``UNHEALTHY`` exists next to this file or while ``FAIL_HEALTH=1``.
+503 while a file named ``UNHEALTHY`` exists next to this file or while ``FAIL_HEALTH=1``. Two more
+faults, for watching the bake judge what real users see while health and smoke stay green: with a
+file ``FAIL_POSTS`` every fourth ``POST /echo`` of each worker answers 500, and with a file
+``LOG_TRACEBACKS`` every request logs a traceback (and is answered as usual).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -28,6 +32,16 @@ def read_version() -> str:
 VERSION = read_version()
 
 app = Flask(__name__)
+_posts = itertools.count(1)
+
+
+@app.before_request
+def log_a_traceback() -> None:
+    if (HERE / "LOG_TRACEBACKS").exists():
+        try:
+            raise RuntimeError("a fault made on purpose (LOG_TRACEBACKS)")
+        except RuntimeError:
+            app.logger.exception("request %s failed inside", request.path)
 
 
 def text(body: str, status: int = 200) -> Response:
@@ -54,6 +68,8 @@ def version() -> Response:
 
 @app.post("/echo")
 def echo() -> tuple[Response, int]:
+    if (HERE / "FAIL_POSTS").exists() and next(_posts) % 4 == 0:
+        return jsonify(error="a fault made on purpose (FAIL_POSTS)"), 500
     payload = request.get_json(silent=True)
     if payload is None:
         return jsonify(error="expected a JSON body with Content-Type: application/json"), 400

@@ -371,14 +371,18 @@ class Request:
     colour: str | None
     version: str | None = None
     error: str | None = None
+    at: float = 0.0  # time.time() when it was answered (to compare with bgci's own timeline)
 
 
 class RequestLoop:
-    """A few threads, each with its own keep-alive session, sending GET / and POST /echo through
-    ``url`` back to back (no retries) until stopped; every request is recorded."""
+    """A few threads, each with its own keep-alive session, sending GET / and POST /echo (or
+    only ``kinds``) through ``url`` back to back (no retries) until stopped; every request is
+    recorded."""
 
-    def __init__(self, url: str, threads: int = 3, hard_cap: float = 60.0) -> None:
+    def __init__(self, url: str, threads: int = 3, hard_cap: float = 60.0,
+                 kinds: tuple[str, ...] = ("GET /", "POST /echo")) -> None:
         self.url = url
+        self.kinds = kinds
         self.records: list[list[Request]] = [[] for _ in range(threads)]
         self._stop = threading.Event()
         self._deadline = time.monotonic() + hard_cap
@@ -414,7 +418,7 @@ class RequestLoop:
             i = 0
             while not self._stop.is_set() and time.monotonic() < self._deadline:
                 started = time.monotonic()
-                kind = "GET /" if i % 2 == 0 else "POST /echo"
+                kind = self.kinds[i % len(self.kinds)]
                 try:
                     if kind == "GET /":
                         response = session.get(f"{self.url}/", timeout=HTTP_TIMEOUT)
@@ -429,8 +433,9 @@ class RequestLoop:
                         same = response.status_code == 200 and response.json() == payload
                         error = None if same else f"echo returned {response.text[:100]!r}"
                     out.append(Request(started, time.monotonic(), kind, response.status_code,
-                                       response.headers.get(COLOUR_HEADER), version, error))
+                                       response.headers.get(COLOUR_HEADER), version, error,
+                                       time.time()))
                 except Exception as exc:  # every failure is a finding, whatever its type
                     out.append(Request(started, time.monotonic(), kind, None, None, None,
-                                       f"{type(exc).__name__}: {exc}"))
+                                       f"{type(exc).__name__}: {exc}", time.time()))
                 i += 1

@@ -40,7 +40,8 @@ SCHEMA: dict[str, Any] = {
                "interval": _NUM, "deadline": _NUM, "successes": _INT},
     "verify": {"smoke": _STR, "smoke_command": _STR, "p95_ms": _NUM, "against_blue": _BOOL},
     "switch": {"drain": _NUM, "bake": _NUM, "max_error_rate": _NUM, "retire_after": _NUM,
-               "confirm_requests": _INT},
+               "confirm_requests": _INT, "max_p95_ms": _NUM, "max_p95_increase": _NUM,
+               "log_errors": _STR, "max_log_errors": _INT},
     "hooks": {**{name: _HOOK for name in
                  ("pre_deploy", "post_deploy", "pre_switch", "post_switch", "post_rollback")},
               "on_failure": {**_HOOK, "stages": _STR}},

@@ -86,7 +86,9 @@ class Backend:
                         self.wfile.write(b"0\r\n\r\n")
                     self.close_connection = True
                     return
-                self.send_response(200)
+                # /status/500: an answer with that status (the routers' counters tell them apart)
+                status = int(self.path[8:11]) if self.path.startswith("/status/") else 200
+                self.send_response(status)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()

@@ -82,5 +82,6 @@ def test_anything_in_extra_or_output_stays_valid_json(tmp_path: Path) -> None:
 
 def test_write_reports_writes_the_json(tmp_path: Path) -> None:
     paths = write_reports(deploy_green(), tmp_path, {"app": "shop"})
-    assert [p.name for p in paths] == ["deploy-green.xml", "deploy-green.json", "bgci.env"]
+    assert [p.name for p in paths] == ["deploy-green.xml", "deploy-green.json", "bgci.env",
+                                      "report.html"]
     assert json.loads(paths[1].read_text(encoding="utf-8"))["status"] == "failed"

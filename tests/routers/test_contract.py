@@ -34,7 +34,8 @@ if str(REPO) not in sys.path:
 
 from bgci.config import load_config  # noqa: E402
 from bgci.errors import InfraError  # noqa: E402
-from bgci.ports import Router  # noqa: E402
+from bgci.metrics import add, quantile, since  # noqa: E402
+from bgci.ports import Router, Traffic  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.routers import traefik  # noqa: E402
 from tests.helpers.routers import (  # noqa: E402
@@ -399,3 +400,35 @@ def test_what_stays_open_to_the_old_colour_is_closed_after_the_drain(tmp_path: P
         assert ended == expected, f"{kind} {path}: closed {ended}, expected {expected}; it says: {said}"
         if not expected:
             assert "stay" in said, said  # and the router says so
+
+
+# -- the router's own counters (the bake's real traffic) -----------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_routers_counters_count_each_colours_answers(tmp_path: Path, kind: str) -> None:
+    """What each colour answered through the live address, 5xx apart, as the bake reads it:
+    HAProxy's show stat, Traefik's and Caddy's metrics, nginx's access log; read between the
+    steps as the bake's watch reads it every 100 ms."""
+    with rig(tmp_path, kind, "managed") as r:
+        r.router.switch("blue")
+        first = r.router.counters()
+        assert first is not None, f"{kind}: no counters"
+        for i in range(40):
+            assert get(r.router.live_url + ("/status/500" if i % 4 == 0 else "/"))[1] == "blue"
+        middle = r.router.counters()
+        r.router.switch("green")
+        for _ in range(20):
+            assert get(r.router.live_url + "/")[1] == "green"
+        last = r.router.counters()
+        assert middle is not None and last is not None
+    blue = since(first.colours.get("blue"), last.colours["blue"])
+    green = add(since(first.colours.get("green"), middle.colours.get("green", Traffic())),
+                since(middle.colours.get("green"), last.colours["green"]))
+    # nginx answers the colour endpoint itself (uncounted); HAProxy and Traefik count bgci's
+    # own switch confirmations through the live address too: at most a few more
+    assert (blue.errors, green.errors) == (10, 0), (kind, blue, green)
+    assert 40 <= blue.requests <= 45 and 20 <= green.requests <= 30, (kind, blue, green, last)
+    if kind == "haproxy":
+        assert blue.buckets == () and blue.mean_ms is not None, "HAProxy keeps a mean only"
+    else:
+        assert blue.buckets and blue.buckets[-1][1] == blue.requests, (kind, blue)
+        assert quantile(0.95, blue.buckets) is not None

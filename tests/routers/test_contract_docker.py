@@ -30,6 +30,7 @@ from bgci.docker_engine import ensure_bridge  # noqa: E402
 from bgci.errors import InfraError  # noqa: E402
 from bgci.ports import Router  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
+from bgci.stages.watch import Watch  # noqa: E402
 from tests.helpers.routers import SETUP_HINT, Load, free_port, fresh_colours  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -139,6 +140,7 @@ def test_in_a_container_switch_and_rollback_lose_nothing_and_read_back(
     with containerised(tmp_path, engine, kind, extra) as router:
         assert router.live() is None and only(router.preview_url) == "blue"
         router.switch("blue")
+        watch = Watch(router).start()  # the router's counters, read as a switch's bake reads them
         with Load(router.live_url, 4, client=client, hard_cap=90) as load:
             load.wait_for(100)
             for live, idle in (("green", "blue"), ("blue", "green")):
@@ -146,7 +148,12 @@ def test_in_a_container_switch_and_rollback_lose_nothing_and_read_back(
                 assert only(router.live_url) == live and only(router.preview_url) == idle
                 load.wait_for(load.tally.sent + 100)
             tally = load.stop()
+        watch.stop()
         assert tally.lost == 0, f"{kind} in a container lost {tally.lost}: {tally.errors}"
+        counted = watch.between(watch.started)
+        for colour, sent in tally.by_colour.items():  # plus at most the 40 of only() above
+            got = counted[colour].requests  # type: ignore[index]
+            assert 0.95 * sent <= got <= 1.05 * sent + 45, (kind, colour, sent, got, watch.source)
         plan = router.describe_switch("green")
         assert "green" in plan and router.live() == "blue" and only(router.live_url) == "blue"
         if kind == "nginx":

@@ -436,11 +436,11 @@ def test_a_stage_that_leaves_live_traffic_worse_than_it_found_it_fails(p: Pipeli
 
     calls = {"n": 0}
 
-    def breaks_after_the_first_look(role: str) -> tuple[int, Any, str]:
+    def breaks_after_the_first_look(role: str, path: str = "/healthz") -> tuple[int, Any, str]:
         calls["n"] += 1
         if role == "live" and calls["n"] > 3:  # the first three: reconcile's look
             return 503, None, "down"
-        return original(role)
+        return original(role, path)
 
     p.world.answer = breaks_after_the_first_look  # type: ignore[method-assign]
     code, result = p.run("verify", verify)
