@@ -124,8 +124,27 @@ def process_releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proce
 
 # -- swarm ------------------------------------------------------------------------------------
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Swarm runs a subset of the platform-neutral tests unless BGCI_E2E_SWARM=all (e2e_swarm.py)."""
+    """A test marked ``@pytest.mark.platforms(KIND, ...)`` (or one of its params so marked) runs
+    on those platforms only: its other platforms' items are deselected, never skipped. Swarm runs
+    a subset of the platform-neutral tests unless BGCI_E2E_SWARM=all (e2e_swarm.py)."""
+    deselect_other_platforms(items, config)
     deselect_beyond_subset(items, config)
+
+
+def deselect_other_platforms(items: list[pytest.Item], config: pytest.Config) -> None:
+    kinds = {param.values[0] for param in PLATFORMS}
+    keep, dropped = [], []
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        on = next((v for v in params.values() if isinstance(v, str) and v in kinds), None)
+        allowed = [m.args for m in item.iter_markers("platforms")]
+        if on is not None and any(on not in marker for marker in allowed):
+            dropped.append(item)
+        else:
+            keep.append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
 
 
 @pytest.fixture(scope="session")
