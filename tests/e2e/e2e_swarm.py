@@ -42,22 +42,14 @@ SWARM_SUBSET = frozenset({
 ALL_ENV = "BGCI_E2E_SWARM"
 
 
-def deselect_beyond_subset(items: list[Any], config: Any) -> None:
-    """Deselect the platform-neutral tests' swarm runs outside SWARM_SUBSET (``BGCI_E2E_SWARM=all``
-    keeps them all). Swarm-only tests are not platform-parametrised and always run."""
+def beyond_subset(item: Any) -> bool:
+    """Whether ``item`` is a platform-neutral test's swarm run outside SWARM_SUBSET (none is with
+    ``BGCI_E2E_SWARM=all``). Swarm-only tests are not platform-parametrised and always run."""
     if os.environ.get(ALL_ENV) == "all":
-        return
-    keep, dropped = [], []
-    for item in items:
-        params = getattr(getattr(item, "callspec", None), "params", {})
-        on_swarm = "swarm" in params.values()
-        if on_swarm and item.name not in SWARM_SUBSET and item.originalname not in SWARM_SUBSET:
-            dropped.append(item)
-        else:
-            keep.append(item)
-    if dropped:
-        config.hook.pytest_deselected(items=dropped)
-        items[:] = keep
+        return False
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return ("swarm" in params.values() and item.name not in SWARM_SUBSET
+            and item.originalname not in SWARM_SUBSET)
 
 
 @contextlib.contextmanager
