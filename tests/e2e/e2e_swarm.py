@@ -14,6 +14,7 @@ import docker.errors
 from e2e_docker import DockerReleases
 from e2e_support import COLOURS, RELEASES
 
+from bgci.swarm_engine import REAP_WAIT, wait_reaped
 from tests.helpers.images import test_env
 
 REPLICAS = 2
@@ -165,6 +166,9 @@ class SwarmTarget:
         left: list[str] = []
         for app in self.apps:
             for service in self.services(app):
+                # not while Swarm deletes the tasks of a scale-down (a killed bgci's): that
+                # panics Docker 20.10's swarm manager (bgci/swarm_engine.py)
+                wait_reaped(self.client, service, time.monotonic() + REAP_WAIT)
                 with contextlib.suppress(docker.errors.NotFound):
                     service.remove()
             # Swarm's agent takes seconds to stop the tasks of a removed service: the test
