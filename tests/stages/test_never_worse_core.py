@@ -5,7 +5,10 @@ live traffic worse than it found it fails."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from bgci.stages.deploy_green import deploy_green
 from bgci.stages.retire import retire
@@ -13,7 +16,22 @@ from bgci.stages.rollback import rollback
 from bgci.stages.status import status
 from bgci.stages.switch import switch
 from bgci.stages.verify import verify
-from tests.fakes import Pipeline
+from tests.fakes import Pipeline, World
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    for image in ("v1", "v2", "v3"):
+        w.add_image(image)
+    w.add_image("broken", healthy=False)
+    return w
+
+
+@pytest.fixture
+def p(tmp_path: Path, world: World) -> Pipeline:
+    return Pipeline(tmp_path, world)
+
 
 
 # -- the router went away between stages ----------------------------------------------------

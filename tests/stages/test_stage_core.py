@@ -6,13 +6,32 @@ pipeline; its health probes and confirmations are real HTTP requests to the fake
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from bgci.stages.deploy_green import deploy_green
 from bgci.stages.retire import retire
 from bgci.stages.rollback import rollback
 from bgci.stages.status import status
 from bgci.stages.switch import switch
 from bgci.stages.verify import verify
-from tests.fakes import Pipeline
+from tests.fakes import Pipeline, World
+
+
+@pytest.fixture
+def world() -> World:
+    w = World()
+    for image in ("v1", "v2", "v3"):
+        w.add_image(image)
+    w.add_image("broken", healthy=False)
+    return w
+
+
+@pytest.fixture
+def p(tmp_path: Path, world: World) -> Pipeline:
+    return Pipeline(tmp_path, world)
+
 
 
 # -- deploy-green ---------------------------------------------------------------------------
