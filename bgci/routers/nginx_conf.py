@@ -18,6 +18,13 @@ def _ident(app: str) -> str:
     return app.replace("-", "_")  # app names are [a-z0-9-]: one-to-one, and valid in nginx names
 
 
+def _variable(app: str, name: str) -> str:
+    """The name of one of bgci's nginx variables for ``app``. Not named after the app: nginx keeps
+    variable names in a hash whose buckets (variables_hash_bucket_size, 64 bytes) hold names of
+    at most 46 characters, and ``app`` alone may be 40; a hash of it keeps every app's apart."""
+    return f"bgci_{hashlib.sha256(app.encode()).hexdigest()[:8]}_{name}"
+
+
 def _listen(bind: str) -> str:
     """A ``host:port`` (``:port`` in a container) as nginx's ``listen`` wants it."""
     return bind[1:] if bind.startswith(":") else bind
@@ -51,7 +58,7 @@ def render_site(app: str, backends: Mapping[Colour, str], live: Colour | None, *
         f"# bgci-live: {live or 'none'}",
         "# bgci-generation: @GENERATION@",
         *(access_log_formats(app) if access_log else []),
-        f"map $http_upgrade $bgci_{ident}_connection {{",
+        f"map $http_upgrade ${_variable(app, 'connection')} {{",
         "    default upgrade;",  # WebSockets pass; other requests reuse upstream connections
         "    \"\" \"\";",
         "}",
@@ -94,7 +101,7 @@ def render_site(app: str, backends: Mapping[Colour, str], live: Colour | None, *
                 "        proxy_http_version 1.1;",
                 "        proxy_set_header Host $http_host;",
                 "        proxy_set_header Upgrade $http_upgrade;",
-                f"        proxy_set_header Connection $bgci_{ident}_connection;",
+                f"        proxy_set_header Connection ${_variable(app, 'connection')};",
                 "        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
                 "        proxy_set_header X-Forwarded-Proto $scheme;",
                 # stream bodies both ways: no temporary files (the workers may not write here)

@@ -357,13 +357,13 @@ def _caddy(r: UserRouter, exe: str, app: str, env: dict[str, str]) -> None:
 # -- bgci's side ------------------------------------------------------------------------------
 def bgci_toml(kind: str, state_dir: Path, *, listen: str, preview: str,
               attach: dict[str, Any] | None = None, drain: float = 2.0,
-              extra: dict[str, Any] | None = None) -> str:
+              extra: dict[str, Any] | None = None, app: str = "shop") -> str:
     """A bgci.toml for the process platform and a ``kind`` router (attached when ``attach``)."""
     router: dict[str, Any] = {"kind": kind, "listen": listen, "preview": preview}
     if attach is not None:
         router.update({"managed": False, **attach})
     router.update(extra or {})
-    lines = ['app = "shop"', "[platform]", 'kind = "process"', 'command = "true"',
+    lines = [f"app = {json.dumps(app)}", "[platform]", 'kind = "process"', 'command = "true"',
              f"state_dir = {json.dumps(str(state_dir))}", "[router]"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in router.items()]
     lines += ["[health]", 'path = "/"', "[switch]", f"drain = {drain}"]

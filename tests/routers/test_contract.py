@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bgci.config import load_config  # noqa: E402
+from bgci.config import load_config, valid_app  # noqa: E402
 from bgci.errors import InfraError  # noqa: E402
 from bgci.metrics import add, quantile, since  # noqa: E402
 from bgci.ports import Router, Traffic  # noqa: E402
@@ -120,7 +120,7 @@ class Rig:
 
 @contextlib.contextmanager
 def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = None,
-        ensure: bool = True, **user_options: Any) -> Iterator[Rig]:
+        ensure: bool = True, app: str = "shop", **user_options: Any) -> Iterator[Rig]:
     with contextlib.ExitStack() as stack:
         colours = stack.enter_context(backends())
         user = None
@@ -129,7 +129,7 @@ def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = Non
                 users = Backend("users", body=USERS_SITE)
                 stack.callback(users.close)
                 user_options.setdefault("users_backend", users.address)
-            user = user_router(kind, tmp_path / "user", **user_options)
+            user = user_router(kind, tmp_path / "user", app=app, **user_options)
             stack.callback(user.stop)
             user.start()
             listen, preview = user.listen, user.preview
@@ -137,7 +137,8 @@ def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = Non
             listen, preview = (f"127.0.0.1:{free_port()}" for _ in range(2))
         config_file = tmp_path / "bgci.toml"
         config_file.write_text(bgci_toml(kind, tmp_path / "state", listen=listen, preview=preview,
-                                         attach=user.config if user else None, extra=extra))
+                                         attach=user.config if user else None, extra=extra,
+                                         app=app))
         config = load_config(str(config_file), cwd=tmp_path, environ={})
         router = make_router(config, open_site(config))
         stack.callback(router.stop, Log())
@@ -190,6 +191,24 @@ def test_a_retrying_client_loses_nothing_across_nginx_reloads_with_keep_alive(tm
     with rig(tmp_path, kind, mode) as r:  # client_keepalive = true: reloads close connections
         seen = switch_under_load(r, client="retrying")
     assert seen["lost"] == 0, f"{kind} ({mode}) lost requests a retry did not save: {seen}"
+
+
+# -- names -----------------------------------------------------------------------------------
+LONGEST_APP = "x" * 39 + "9"  # config.py: app is 1-40 of [a-z0-9-]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_longest_valid_app_name_works(tmp_path: Path, kind: str) -> None:
+    """Every name `app` may have names what bgci puts in the router (variables, backends,
+    servers, routes): the longest one starts the router and switches it, managed and attached."""
+    assert valid_app(LONGEST_APP) and not valid_app(LONGEST_APP + "x")
+    for mode in MODES:
+        (tmp_path / mode).mkdir()
+        with rig(tmp_path / mode, kind, mode, app=LONGEST_APP) as r:
+            for live, idle in (("green", "blue"), ("blue", "green")):
+                r.router.switch(live)  # type: ignore[arg-type]
+                assert r.fresh().live() == live, (kind, mode)
+                assert only(r.router.live_url) == live and only(r.router.preview_url) == idle
 
 
 # -- preview ---------------------------------------------------------------------------------
