@@ -40,19 +40,13 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `python bench/router_reloads.py` from anywhere
 
 from bgci.config import load_config  # noqa: E402
+from bgci.log import StderrLog  # noqa: E402
+from bgci.model import COLOURS, Colour  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.routers import caddy  # noqa: E402
 from tests.helpers.routers import CLIENTS, Load, backends, bgci_toml, find, free_port  # noqa: E402
 
-
-class Log:
-    def info(self, message: str) -> None:
-        pass
-
-    debug = info
-
-    def group(self, title: str) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
+QUIET = StderrLog(verbosity=-1)  # bgci's own lines would interleave with the benchmark's
 
 
 @dataclass(frozen=True)
@@ -79,7 +73,7 @@ Target = tuple[str, Callable[[str], None]]  # live URL, switch(colour)
 
 
 @contextlib.contextmanager
-def bgci_router(row: Row, work: Path, addresses: dict[str, str]) -> Iterator[Target]:
+def bgci_router(row: Row, work: Path, addresses: dict[Colour, str]) -> Iterator[Target]:
     """A router bgci manages: (live URL, switch function)."""
     config_file = work / "bgci.toml"
     config_file.write_text(bgci_toml(row.kind, work / "state", listen=f"127.0.0.1:{free_port()}",
@@ -87,15 +81,15 @@ def bgci_router(row: Row, work: Path, addresses: dict[str, str]) -> Iterator[Tar
     config = load_config(str(config_file), cwd=work, environ={})
     router = make_router(config, open_site(config))
     try:
-        router.ensure(addresses, None, Log())
+        router.ensure(addresses, None, QUIET)
         router.switch("blue")
         yield router.live_url, router.switch  # type: ignore[misc]
     finally:
-        router.stop(Log())
+        router.stop(QUIET)
 
 
 @contextlib.contextmanager
-def connection_close_caddy(row: Row, work: Path, addresses: dict[str, str]) -> Iterator[Target]:
+def connection_close_caddy(row: Row, work: Path, addresses: dict[Colour, str]) -> Iterator[Target]:
     """bgci's Caddy, every route answering with ``Connection: close`` (no idle connections)."""
     original = caddy.render_route
 
@@ -106,16 +100,16 @@ def connection_close_caddy(row: Row, work: Path, addresses: dict[str, str]) -> I
                 handler["headers"]["response"]["set"]["Connection"] = ["close"]
         return route
 
-    caddy.render_route = closing  # type: ignore[assignment]
+    caddy.render_route = closing
     try:
         with bgci_router(row, work, addresses) as target:
             yield target
     finally:
-        caddy.render_route = original  # type: ignore[assignment]
+        caddy.render_route = original
 
 
 @contextlib.contextmanager
-def flag_file_nginx(work: Path, addresses: dict[str, str]) -> Iterator[Target]:
+def flag_file_nginx(work: Path, addresses: dict[Colour, str]) -> Iterator[Target]:
     """nginx serving both colours from one config; the live one is whichever flag file exists."""
     exe = find("nginx")
     if exe is None:
@@ -168,7 +162,7 @@ http {{
 def measure(row: Row, switches: int, connections: int, gap: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bgci-bench-{row.key}-") as tmp, backends() as colours:
         work = Path(tmp)
-        addresses = {c: b.address for c, b in colours.items()}
+        addresses = {c: colours[c].address for c in COLOURS}
         if row.key == "nginx-flag-file":
             target = flag_file_nginx(work, addresses)
         elif row.key == "caddy-connection-close":

