@@ -310,7 +310,10 @@ def _nginx(r: UserRouter, exe: str, app: str, env: dict[str, str]) -> None:
     sites = r.root / "sites"
     sites.mkdir(exist_ok=True)
     conf, users = r.root / "nginx.conf", sites / "users-site.conf"
-    conf.write_text(f"""pid {r.root}/nginx.pid;
+    # run as root (CI), the workers must be able to look into the test's private directory,
+    # where the site and bgci's flags are, as www-data can into /etc/nginx on a real machine
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf.write_text(f"""{user}pid {r.root}/nginx.pid;
 daemon off;
 error_log stderr notice;
 worker_processes 1;

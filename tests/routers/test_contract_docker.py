@@ -39,7 +39,7 @@ BASE_IMAGE = "bgci-test/python:bookworm"
 IMAGES = {"haproxy": "bgci-test/haproxy:local", "traefik": "bgci-test/traefik:local",
           "nginx": "bgci-test/nginx:local", "caddy": "bgci-test/caddy:local"}
 ZERO_LOSS = {"haproxy": ("naive", ""), "traefik": ("naive", ""),
-             "nginx": ("naive", "client_keepalive = false\n"), "caddy": ("retrying", "")}
+             "nginx": ("naive", ""), "caddy": ("retrying", "")}
 
 
 class Log:

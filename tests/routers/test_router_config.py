@@ -73,19 +73,28 @@ def test_the_admin_url_must_be_http_or_a_unix_socket(tmp_path: Path) -> None:
         load(tmp_path, 'kind = "caddy"\nmanaged = false\nadmin_url = "127.0.0.1:2019"')
 
 
-def test_the_nginx_site_names_its_colours_and_generation() -> None:
+def test_the_nginx_site_takes_the_colours_from_the_flags_and_names_its_generation() -> None:
     backends = {"blue": "127.0.0.1:4001", "green": "127.0.0.1:4002"}
-    site = render_site("my-shop", backends, "green", live_listen="127.0.0.1:8080",
+    site = render_site("my-shop", backends, flags="/r/live", live_listen="127.0.0.1:8080",
                        preview_listen="127.0.0.1:8081", keepalive=False)
     facts = site_facts(site)
-    assert facts["live"] == "green" and len(facts["generation"]) == 12
-    assert f'return 200 "green {facts["generation"]}\\n";' in site
-    assert "proxy_pass http://bgci_my_shop_green;" in site and "keepalive_timeout 0;" in site
-    assert "add_header X-Bgci-Color green always;" in site
-    nothing = render_site("my-shop", {}, None, live_listen=":8080", preview_listen=":8081")
-    assert site_facts(nothing)["live"] == "none" and "listen 8080;" in nothing
-    assert "return 503" in nothing and "upstream" not in nothing
+    assert "live" not in facts and len(facts["generation"]) == 12
+    # no colour is written in the site: a switch changes the flags, not the file
+    assert site == render_site("my-shop", dict(reversed(backends.items())), flags="/r/live",
+                               live_listen="127.0.0.1:8080", preview_listen="127.0.0.1:8081",
+                               keepalive=False)
+    assert site.count("if (-f /r/live/green.flag) {") == 2 and "keepalive_timeout 0;" in site
+    assert site.count(f'{facts["generation"]}\\n";') == 2, "the colour endpoint of each address"
+    assert site.count("proxy_pass http://bgci_my_shop_$bgci_") == 2
+    assert "return 503" in site and "no colour is live here yet" in site
+    only_blue = render_site("my-shop", {"blue": "127.0.0.1:4001"}, flags="/r/live",
+                            live_listen=":8080", preview_listen=":8081")
+    assert "bgci: green is not running" in only_blue and "upstream bgci_my_shop_green" not in only_blue
+    nothing = render_site("my-shop", {}, flags="/r/live", live_listen=":8080", preview_listen=":8081")
+    assert "listen 8080;" in nothing and "upstream" not in nothing and "proxy_pass" not in nothing
     assert "worker_shutdown_timeout 3s;" in render_main("/p", "/p/bgci.conf", 2.6)
+    assert "user root;" in render_main("/p", "/p/bgci.conf", 2, user="root")
+    assert "user " not in render_main("/p", "/p/bgci.conf", 2)
 
 
 def test_caddy_routes_name_their_colour_even_without_a_backend() -> None:
