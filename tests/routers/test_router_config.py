@@ -11,7 +11,7 @@ import pytest
 from bgci.config import load_config
 from bgci.errors import ConfigError
 from bgci.registry import ROUTERS
-from bgci.routers.caddy import render_servers, route_colour
+from bgci.routers.caddy_conf import render_servers, route_colour
 from bgci.routers.nginx_conf import render_main, render_site, site_facts
 
 
@@ -97,15 +97,29 @@ def test_the_nginx_site_takes_the_colours_from_the_flags_and_names_its_generatio
     assert "user " not in render_main("/p", "/p/bgci.conf", 2)
 
 
-def test_caddy_routes_name_their_colour_even_without_a_backend() -> None:
-    servers = render_servers("shop", {"blue": "127.0.0.1:4001"}, "green",
+def test_caddy_routes_take_the_colour_from_the_file_and_map_it_to_an_address() -> None:
+    servers = render_servers("shop", {"blue": "127.0.0.1:4001"}, "/r/live/colour",
                              listen={"live": ":8080", "preview": ":8081"}, drain=3)
     live = servers["bgci-shop-live"]["routes"][0]
     preview = servers["bgci-shop-preview"]["routes"][0]
-    assert live["@id"] == "bgci-shop-live" and route_colour(live) == "green"
-    assert live["handle"][0]["handler"] == "static_response"  # green runs nothing: 503
-    assert route_colour(preview) == "blue"
-    assert preview["handle"][0]["headers"]["response"]["set"] == {"X-Bgci-Color": ["blue"]}
-    assert preview["handle"][0]["stream_close_delay"] == "3s"
-    assert route_colour(render_servers("shop", {}, None, listen={"live": ":1", "preview": ":2"})
-                        ["bgci-shop-live"]["routes"][0]) is None
+    assert live["@id"] == "bgci-shop-live" and route_colour(live) is None, "no colour in the config"
+    read, _, sub = live["handle"]
+    assert read == {"handler": "vars", "bgci_live": "{file./r/live/colour}"}, "read once a request"
+
+    def outputs(route: dict) -> dict[str, list[str]]:
+        table = route["handle"][1]
+        return {**{m["input"]: m["outputs"] for m in table["mappings"]}, "": table["defaults"]}
+
+    # the file's word -> (the colour this address serves, its address: "" runs nothing, a 503)
+    assert outputs(live) == {"blue": ["blue", "127.0.0.1:4001"], "green": ["green", ""],
+                             "": ["none", ""]}
+    assert outputs(preview) == {"blue": ["green", ""], "green": ["blue", "127.0.0.1:4001"],
+                                "": ["blue", "127.0.0.1:4001"]}
+    proxy = sub["routes"][-1]["handle"][0]
+    assert proxy["upstreams"] == [{"dial": "{bgci_address}"}]
+    assert proxy["headers"]["response"]["set"] == {"X-Bgci-Color": ["{bgci_colour}"]}
+    assert proxy["stream_close_delay"] == "3s"
+    assert sub["routes"][0]["match"] == [{"path": ["/.bgci/colour"]}]
+    old = {"handle": [{"handler": "reverse_proxy", "headers": {"response": {"set": {
+        "X-Bgci-Color": ["green"]}}}}]}
+    assert route_colour(old) == "green", "a route an earlier bgci wrote names its colour"
