@@ -10,9 +10,10 @@ This package holds what the router modules share.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 
-from bgci.errors import Refused
+from bgci.errors import InfraError, Refused
 from bgci.faults import router_template
 from bgci.log import Log
 from bgci.model import Colour
@@ -36,6 +37,20 @@ def endpoints(config: Config, public: str) -> Endpoints:
     live, preview = split_address(config.router.listen), split_address(config.router.preview)
     return Endpoints(live=live, preview=preview, live_url=router_url(*live, public),
                      preview_url=router_url(*preview, public))
+
+
+def switch_dir(path: str) -> None:
+    """Make ``path`` (on this machine) the directory of a switch file the router reads on every
+    request: only bgci's user may write in it (0755), and it must be that user's, so that no one
+    else can make the router send live traffic elsewhere."""
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    owner = os.stat(path).st_uid
+    if owner != os.geteuid():
+        raise InfraError(f"{path} belongs to uid {owner}, not to the user bgci runs as "
+                         f"(uid {os.geteuid()}): whoever owns it could switch live traffic, so bgci "
+                         "does not use it; nothing was changed",
+                         "remove it (bgci makes it again), or run bgci as its owner")
+    os.chmod(path, 0o755)
 
 
 def router_spec(kind: str, config: Config, host: RouterHost, where: Endpoints, *, image: str,

@@ -51,7 +51,7 @@ from bgci.log import Log
 from bgci.metrics import add, parse_text, since, traffic_by
 from bgci.model import Colour, other
 from bgci.ports import Counters, Endpoints, RouterHost, RouterKind, Traffic
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec, switch_dir
 from bgci.routers.binaries import find_binary, keep
 from bgci.routers.caddy_conf import (
     COLOUR_PATH,
@@ -202,9 +202,7 @@ class CaddyRouter(RouterBase):
     def _write_colour(self, live: Colour | None) -> None:
         """Replace the colour file in one rename: the switch (Caddy reads it on every request)."""
         if self.host.local:  # bgci's user alone may write there; Caddy only reads
-            directory = os.path.dirname(self.colour_file)
-            os.makedirs(directory, mode=0o755, exist_ok=True)
-            os.chmod(directory, 0o755)
+            switch_dir(os.path.dirname(self.colour_file))
         self.host.write(self.spec, {self.colour_file: (live or "none").encode()})
 
     def _serving(self, url: str) -> str | None:

@@ -50,7 +50,7 @@ from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
 from bgci.ports import Counters, Endpoints, RouterHost, RouterKind
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
+from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec, switch_dir
 from bgci.routers.binaries import find_binary
 from bgci.routers.nginx_check import OLD_WORKERS, check_beside, check_here, old_workers
 from bgci.routers.nginx_conf import COLOUR_PATH, flag, render_main, render_site, site_facts
@@ -184,8 +184,7 @@ class NginxRouter(RouterBase):
     def _flag_dir(self) -> None:
         """The flags' directory: bgci's user alone may write in it, nginx's workers look in."""
         if self.host.local:
-            os.makedirs(self.flags, mode=0o755, exist_ok=True)
-            os.chmod(self.flags, 0o755)
+            switch_dir(self.flags)
 
     def _flip(self, live: Colour | None) -> None:
         """Make ``live`` the live colour in one step nginx sees: the new flag first (green's
