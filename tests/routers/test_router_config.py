@@ -97,9 +97,9 @@ def test_the_nginx_site_takes_the_colours_from_the_flags_and_names_its_generatio
     assert "user " not in render_main("/p", "/p/bgci.conf", 2)
 
 
-def test_caddy_routes_take_the_colour_from_the_file_and_map_it_to_an_address() -> None:
-    servers = render_servers("shop", {"blue": "127.0.0.1:4001"}, "/r/live/colour",
-                             listen={"live": ":8080", "preview": ":8081"}, drain=3)
+def test_caddy_routes_take_the_colour_and_its_address_from_files() -> None:
+    servers = render_servers("shop", "/r/live", listen={"live": ":8080", "preview": ":8081"},
+                             drain=3)
     live = servers["bgci-shop-live"]["routes"][0]
     preview = servers["bgci-shop-preview"]["routes"][0]
     assert live["@id"] == "bgci-shop-live" and route_colour(live) is None, "no colour in the config"
@@ -110,11 +110,14 @@ def test_caddy_routes_take_the_colour_from_the_file_and_map_it_to_an_address() -
         table = route["handle"][1]
         return {**{m["input"]: m["outputs"] for m in table["mappings"]}, "": table["defaults"]}
 
-    # the file's word -> (the colour this address serves, its address: "" runs nothing, a 503)
-    assert outputs(live) == {"blue": ["blue", "127.0.0.1:4001"], "green": ["green", ""],
-                             "": ["none", ""]}
-    assert outputs(preview) == {"blue": ["green", ""], "green": ["blue", "127.0.0.1:4001"],
-                                "": ["blue", "127.0.0.1:4001"]}
+    # the file's word -> (the colour this address serves, the file of its address)
+    blue, green = "{file./r/live/blue.addr}", "{file./r/live/green.addr}"
+    assert outputs(live) == {"blue": ["blue", blue], "green": ["green", green], "": ["none", ""]}
+    assert outputs(preview) == {"blue": ["green", green], "green": ["blue", blue],
+                                "": ["blue", blue]}
+    # an empty address file: that colour runs nothing, a 503 naming it
+    assert sub["routes"][2]["match"] == [{"vars": {"{bgci_address}": [""]}}]
+    assert sub["routes"][2]["handle"][0]["status_code"] == 503
     proxy = sub["routes"][-1]["handle"][0]
     assert proxy["upstreams"] == [{"dial": "{bgci_address}"}]
     assert proxy["headers"]["response"]["set"] == {"X-Bgci-Color": ["{bgci_colour}"]}
