@@ -75,7 +75,7 @@ def wait_colours(serving: Callable[[str], str | None], where: Endpoints, live: C
 def router_spec(kind: str, config: Config, host: RouterHost, where: Endpoints, *, image: str,
                 command: list[str], template: str, legacy_facts: tuple[object, ...] = (),
                 legacy_images: tuple[str, ...] = (), labels: Mapping[str, str] | None = None,
-                name: str = "") -> RouterSpec:
+                name: str = "", shared: str = "") -> RouterSpec:
     """The spec of a ``kind`` router for this app: its name, image or binary, command, the ports
     it publishes and its labels: its kind, image and ports, and a fingerprint of what needs a new
     router when it changes (those and the template version). A router that bgci 0.1 started
@@ -102,6 +102,7 @@ def router_spec(kind: str, config: Config, host: RouterHost, where: Endpoints, *
         labels={"org.bgci.router": kind, "org.bgci.fingerprint": fingerprint(),
                 "org.bgci.image": image, "org.bgci.ports": _ports_text(ports), **(labels or {})},
         also=frozenset(also),
+        shared=shared,
     )
 
 
