@@ -418,9 +418,9 @@ def _check(config: Config) -> None:
     if not router.client_keepalive:
         raise ConfigError(
             f"{config.origin('router.client_keepalive')}: router.client_keepalive is only for "
-            "router.kind = \"nginx\": Caddy's switch closes no connection, and the reload "
-            "when a colour's address changes replaces its listening sockets, so new connections "
-            "are reset as well: turning keep-alive off does not help", "remove it")
+            "router.kind = \"nginx\": neither a switch nor a deploy reloads Caddy (it reads "
+            "the live colour and the addresses from files on every request), so no connection "
+            "is closed under a client and there is nothing for it to avoid", "remove it")
     url = router.admin_url
     if url and not url.startswith(("http://", "unix/")):
         raise ConfigError(f"{config.origin('router.admin_url')}: router.admin_url = {url!r} must "
