@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -105,8 +107,10 @@ class CaddyRouter(RouterBase):
             binary = host.path(BINARY) if host.local else "caddy"
         else:
             self.file = self.next_file = ""  # the user's: bgci changes it through the admin API
-            # beside bgci.toml: the user's Caddy runs on this machine (see _check)
-            self.files = host.path(f".bgci-{self.app}-caddy")
+            # where bgci keeps its state on this machine (never a CI job's checkout, which goes
+            # away): the user's Caddy runs here and reads it (_check_reads proves it)
+            state = os.path.expanduser(config.platform.state_dir)
+            self.files = str(Path(config.root, state, self.app, "caddy"))
             url = config.router.admin_url
             self.admin = "unix/" + host.path(url[len("unix/"):]) if url.startswith("unix/") else url
             self.binary = binary = ""
@@ -281,10 +285,30 @@ class CaddyRouter(RouterBase):
                 "PATCH" if servers else "PUT", "/config/apps/http/servers", {**servers, **wanted},
                 {"If-Match": etag} if etag else None)
             if status == 200:
+                self._check_reads(servers)
                 return
             if status != 412 or attempt == 2:  # 412: someone else changed it in between: again
                 raise self._refused("bgci's routes", status, answer)
         raise AssertionError("unreachable")
+
+    def _check_reads(self, before: dict[str, Any]) -> None:
+        """The user's Caddy, with bgci's routes just put in, must serve what bgci's files say:
+        else it cannot read them (another machine, another user), and its servers as they were
+        are put back at once (InfraError, exit 3)."""
+        wanted = self._file_word() or "none"
+        try:
+            seen = self._serving(self.live_url)
+        except InfraError as exc:
+            seen = exc.message
+        if seen == wanted:
+            return
+        self._api("PATCH", "/config/apps/http/servers", before)
+        raise InfraError(
+            f"{self._where()} did not serve what bgci's files in {self.files} say ({wanted}; it "
+            f"answered {seen or 'nothing'} at {self.live_url}): it cannot read them, so bgci put "
+            "its servers back as they were; nothing else was changed",
+            "run Caddy on this machine, as a user that can read that directory "
+            "(platform.state_dir sets where it is)")
 
     # -- Router ----------------------------------------------------------------------------
     def _start(self, live: Colour | None, log: Log) -> None:

@@ -37,6 +37,7 @@ from bgci.metrics import add, quantile, since  # noqa: E402
 from bgci.ports import Router, Traffic  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.routers import traefik  # noqa: E402
+from bgci.routers.caddy import CaddyRouter  # noqa: E402
 from tests.helpers.routers import (  # noqa: E402
     USERS_SITE,
     Backend,
@@ -336,6 +337,33 @@ def test_an_attached_router_keeps_the_users_own_config(tmp_path: Path, kind: str
         written = {str(r.user.root / p) for p in tree(r.user.root)
                    if not p.startswith(caddys_own)} - set(files)
         assert written <= set(owned), f"bgci wrote files it does not own: {written - set(owned)}"
+
+
+def test_an_attached_caddy_that_does_not_read_bgcis_files_gets_its_servers_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bgci's routes read the live colour from bgci's files: a Caddy that does not see them (on
+    another machine, as a user that cannot read them) is found out the moment they are put in,
+    and its servers are put back as they were (exit 3)."""
+    with rig(tmp_path, "caddy", "attached", ensure=False) as r:
+        assert r.user is not None
+        before = _caddy_servers(r)
+        # what such a Caddy would not see: bgci's files say green, the Caddy serves none
+        monkeypatch.setattr(CaddyRouter, "_file_word", lambda self: "green")
+        with pytest.raises(InfraError) as caught:
+            r.router.ensure(r.addresses, None, Log())
+        assert caught.value.exit_code == 3 and "cannot read them" in str(caught.value)
+        assert _caddy_servers(r) == before, "the user's servers were not put back"
+        assert get(f"http://{r.user.other}/")[2] == USERS_SITE
+
+
+def _caddy_servers(r: Rig) -> Any:
+    assert r.user is not None
+    conn = http.client.HTTPConnection(r.user.config["admin_url"].split("://")[1], timeout=10)
+    try:
+        conn.request("GET", "/config/apps/http/servers")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
 
 
 def _caddy_users_server(r: Rig) -> Any:
