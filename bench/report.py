@@ -14,7 +14,8 @@ TARGETS = {
 CUTOVER_MS, HELP_MS, OVERHEAD_S = 100.0, 150.0, 1.0
 IMPORT_LABELS = {"import_docker_stage": "import bgci.cli + docker platform + haproxy router + switch stage",
                  "import_process_stage": "import bgci.cli + process platform + traefik router + switch stage",
-                 "import_paramiko": "import paramiko (the docker SDK imports it, ssh:// or not)"}
+                 "import_paramiko": "import paramiko (the docker SDK's ssh:// transport: bgci loads it "
+                                    "for ssh:// engines only)"}
 
 
 def _f(value: Any, digits: int = 0) -> str:

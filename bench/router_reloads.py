@@ -13,10 +13,10 @@ sent); a ``retrying`` one also sends a failed GET once more on a new connection,
 most client libraries do for idempotent requests on a reused connection. The row then switches
 live traffic ``--switches`` times, blue <-> green, ``--gap`` seconds apart.
 
-``nginx-flag-file`` is not something bgci generates: it is the experiment of keeping the switch
-out of a reload entirely (one nginx config serving both colours, the live one picked per request
-by ``if (-f <flag file>)``), measured to say what it would buy. Prints a Markdown table and writes
-the numbers as JSON (``--out``). No assertion on any number: this measures, tests/routers asserts.
+``nginx-reload`` is not how bgci switches nginx: it measures what a graceful reload (which bgci
+does when a colour's address changes, at a deploy) costs the live colour's clients: the same
+site, reloaded with the flag flipped. Prints a Markdown table and writes the numbers as JSON
+(``--out``). No assertion on any number: this measures, tests/routers asserts.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import contextlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -40,19 +39,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # `python bench/router_reloads.py` from anywhere
 
 from bgci.config import load_config  # noqa: E402
+from bgci.log import StderrLog  # noqa: E402
+from bgci.model import COLOURS, Colour  # noqa: E402
+from bgci.ports import Router  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
-from bgci.routers import caddy  # noqa: E402
-from tests.helpers.routers import CLIENTS, Load, backends, bgci_toml, find, free_port  # noqa: E402
+from bgci.routers.nginx import NginxRouter  # noqa: E402
+from tests.helpers.routers import CLIENTS, Load, backends, bgci_toml, free_port  # noqa: E402
 
-
-class Log:
-    def info(self, message: str) -> None:
-        pass
-
-    debug = info
-
-    def group(self, title: str) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
+QUIET = StderrLog(verbosity=-1)  # bgci's own lines would interleave with the benchmark's
 
 
 @dataclass(frozen=True)
@@ -66,12 +60,11 @@ class Row:
 ROWS = (
     Row("haproxy", "haproxy", "runtime API (set map), no reload"),
     Row("traefik", "traefik", "file provider, handlers swapped in-process"),
-    Row("nginx", "nginx", "generated site + nginx -t + reload, keepalive_timeout 75s"),
-    Row("nginx-no-keepalive", "nginx", "the same, router.client_keepalive = false (keepalive_timeout 0)",
+    Row("nginx", "nginx", "flag file checked per request (if -f), no reload"),
+    Row("nginx-reload", "nginx", "the same site, each flip followed by nginx -s reload"),
+    Row("nginx-reload-no-keepalive", "nginx", "the same, router.client_keepalive = false",
         {"client_keepalive": False}),
-    Row("nginx-flag-file", "nginx", "experiment: no reload, colour picked per request by if (-f flag)"),
-    Row("caddy", "caddy", "admin API (POST /load of the whole config)"),
-    Row("caddy-connection-close", "caddy", "experiment: the same, every response with Connection: close"),
+    Row("caddy", "caddy", "colour file read per request ({file.*}), no reload"),
 )
 
 
@@ -79,100 +72,47 @@ Target = tuple[str, Callable[[str], None]]  # live URL, switch(colour)
 
 
 @contextlib.contextmanager
-def bgci_router(row: Row, work: Path, addresses: dict[str, str]) -> Iterator[Target]:
+def bgci_router(row: Row, work: Path, addresses: dict[Colour, str]) -> Iterator[Target]:
     """A router bgci manages: (live URL, switch function)."""
+    with started(row, work, addresses) as router:
+        yield router.live_url, router.switch  # type: ignore[misc]
+
+
+@contextlib.contextmanager
+def started(row: Row, work: Path, addresses: dict[Colour, str]) -> Iterator[Router]:
     config_file = work / "bgci.toml"
     config_file.write_text(bgci_toml(row.kind, work / "state", listen=f"127.0.0.1:{free_port()}",
                                      preview=f"127.0.0.1:{free_port()}", extra=row.extra))
     config = load_config(str(config_file), cwd=work, environ={})
     router = make_router(config, open_site(config))
     try:
-        router.ensure(addresses, None, Log())
+        router.ensure(addresses, None, QUIET)
         router.switch("blue")
-        yield router.live_url, router.switch  # type: ignore[misc]
+        yield router
     finally:
-        router.stop(Log())
+        router.stop(QUIET)
 
 
 @contextlib.contextmanager
-def connection_close_caddy(row: Row, work: Path, addresses: dict[str, str]) -> Iterator[Target]:
-    """bgci's Caddy, every route answering with ``Connection: close`` (no idle connections)."""
-    original = caddy.render_route
+def reloading_nginx(row: Row, work: Path, addresses: dict[Colour, str]) -> Iterator[Target]:
+    """bgci's nginx, every switch followed by a graceful reload (what a deploy's new address
+    costs the live colour's clients): the flag flipped, then ``nginx -s reload``."""
+    with started(row, work, addresses) as router:
+        assert isinstance(router, NginxRouter)
 
-    def closing(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        route = original(*args, **kwargs)
-        for handler in route["handle"]:
-            if handler["handler"] == "reverse_proxy":
-                handler["headers"]["response"]["set"]["Connection"] = ["close"]
-        return route
+        def switch_and_reload(colour: str) -> None:
+            router.switch(colour)  # type: ignore[arg-type]
+            subprocess.run(router.reload_argv, check=True, capture_output=True, timeout=30)
 
-    caddy.render_route = closing  # type: ignore[assignment]
-    try:
-        with bgci_router(row, work, addresses) as target:
-            yield target
-    finally:
-        caddy.render_route = original  # type: ignore[assignment]
-
-
-@contextlib.contextmanager
-def flag_file_nginx(work: Path, addresses: dict[str, str]) -> Iterator[Target]:
-    """nginx serving both colours from one config; the live one is whichever flag file exists."""
-    exe = find("nginx")
-    if exe is None:
-        raise RuntimeError("no nginx binary: run scripts/test-env.sh")
-    work.chmod(0o755)  # the workers (nobody, when run as root) stat the flag file per request
-    listen = f"127.0.0.1:{free_port()}"
-    flag = work / "live-green"
-    upstreams = "".join(f"upstream {c} {{ server {a}; keepalive 16; }}\n" for c, a in addresses.items())
-    (work / "nginx.conf").write_text(f"""daemon off;
-worker_processes auto;
-pid {work}/nginx.pid;
-error_log stderr;
-events {{}}
-http {{
-    access_log off;
-    {upstreams}
-    server {{
-        listen {listen};
-        set $bgci_colour blue;
-        if (-f {flag}) {{ set $bgci_colour green; }}
-        location / {{
-            proxy_pass http://$bgci_colour;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            add_header X-Bgci-Color $bgci_colour always;
-        }}
-    }}
-}}
-""")
-    proc = subprocess.Popen([exe, "-p", f"{work}/", "-c", str(work / "nginx.conf"), "-e", "stderr"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-
-    def switch(colour: str) -> None:
-        if colour == "green":
-            (work / ".flag.tmp").write_text("")
-            os.replace(work / ".flag.tmp", flag)
-        else:
-            flag.unlink(missing_ok=True)
-
-    try:
-        time.sleep(0.5)
-        yield f"http://{listen}", switch
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(15)
+        yield router.live_url, switch_and_reload
 
 
 def measure(row: Row, switches: int, connections: int, gap: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"bgci-bench-{row.key}-") as tmp, backends() as colours:
         work = Path(tmp)
-        addresses = {c: b.address for c, b in colours.items()}
-        if row.key == "nginx-flag-file":
-            target = flag_file_nginx(work, addresses)
-        elif row.key == "caddy-connection-close":
-            target = connection_close_caddy(row, work, addresses)
+        addresses = {c: colours[c].address for c in COLOURS}
+        if row.key.startswith("nginx-reload"):
+            target = reloading_nginx(row, work, addresses)
         else:
             target = bgci_router(row, work, addresses)
         with target as (url, switch):

@@ -128,6 +128,9 @@ class RouterSpec:
     ports: Mapping[int, tuple[str, int]]  # port inside -> (host ip, host port)
     labels: Mapping[str, str] = field(default_factory=dict)
     also: frozenset[str] = frozenset()  # fingerprints under which bgci 0.1 started this router
+    # a directory of the router's (as it sees it) that a host on this machine shares with bgci
+    # when it can (RouterHost.shared): where the router puts the socket of its runtime API
+    shared: str = ""
 
 
 @dataclass(frozen=True)
@@ -201,6 +204,12 @@ class RouterHost(Protocol):
 
     def signal(self, spec: RouterSpec, name: str) -> None:
         """Send the running router's main process the signal ``name`` (e.g. ``USR2``)."""
+
+    def shared(self, spec: RouterSpec, *, starting: bool = False) -> str | None:
+        """The directory bind-mounted at the router's ``spec.shared``, on the machine of its
+        engine, which is this one unless bgci itself runs in a container: one only bgci's user
+        may open. None: not shared (a remote engine, a local or swarm router, one started before
+        its host shared it). ``starting``: where a router this host starts now will share it."""
 
     def stop(self, spec: RouterSpec, log: Log) -> None:
         """Stop the router; its files stay, so the next start keeps the live colour."""

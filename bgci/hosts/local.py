@@ -55,6 +55,9 @@ class LocalRouterHost:
         labels = record.facts.get("labels") if record else None
         return {str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {}
 
+    def shared(self, spec: RouterSpec, *, starting: bool = False) -> str | None:
+        return None  # the router is a process here: its sockets are reachable already
+
     def signal(self, spec: RouterSpec, name: str) -> None:
         record = self._record(spec)
         if record is None or not detached.alive(record):

@@ -180,6 +180,9 @@ class SwarmRouterHost:
                 return {}
             return {str(k): str(v) for k, v in (service.attrs["Spec"].get("Labels") or {}).items()}
 
+    def shared(self, spec: RouterSpec, *, starting: bool = False) -> str | None:
+        return None  # a task may run on any node: nothing of it is on this machine
+
     def signal(self, spec: RouterSpec, name: str) -> None:
         with engine(f"send SIG{name} to {spec.name}"):
             found = self._task_container(spec)

@@ -66,6 +66,9 @@ class UserHost:
     def labels(self, spec: RouterSpec) -> dict[str, str]:
         return {}
 
+    def shared(self, spec: RouterSpec, *, starting: bool = False) -> str | None:
+        return None  # the user's router: its runtime API is where the config says
+
     def signal(self, spec: RouterSpec, name: str) -> None:
         raise InfraError(f"bgci does not signal {spec.name}: router.managed = false")
 

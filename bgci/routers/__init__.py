@@ -10,14 +10,17 @@ This package holds what the router modules share.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import os
+import time
+from collections.abc import Callable, Mapping
 
-from bgci.errors import Refused
+from bgci.errors import InfraError, Refused
 from bgci.faults import router_template
 from bgci.log import Log
-from bgci.model import Colour
+from bgci.model import Colour, other
 from bgci.ports import Endpoints, Reach, RouterHost, RouterSpec
 from bgci.settings import Config, split_address
+from bgci.timings import waits_on
 
 # The ports a managed router binds inside its container (the engine publishes them on
 # router.listen and router.preview); a local router binds router.listen and router.preview itself.
@@ -38,10 +41,41 @@ def endpoints(config: Config, public: str) -> Endpoints:
                      preview_url=router_url(*preview, public))
 
 
+def switch_dir(path: str) -> None:
+    """Make ``path`` (on this machine) the directory of a switch file the router reads on every
+    request: only bgci's user may write in it (0755), and it must be that user's, so that no one
+    else can make the router send live traffic elsewhere."""
+    os.makedirs(path, mode=0o755, exist_ok=True)
+    owner = os.stat(path).st_uid
+    if owner != os.geteuid():
+        raise InfraError(f"{path} belongs to uid {owner}, not to the user bgci runs as "
+                         f"(uid {os.geteuid()}): whoever owns it could switch live traffic, so bgci "
+                         "does not use it; nothing was changed",
+                         "remove it (bgci makes it again), or run bgci as its owner")
+    os.chmod(path, 0o755)
+
+
+@waits_on("router")
+def wait_colours(serving: Callable[[str], str | None], where: Endpoints, live: Colour | None,
+                 timeout: float, confirmations: int = 5) -> bool:
+    """Until the live address answers ``live`` (or "none") and the preview address the other
+    colour (blue while nothing is live), ``confirmations`` new connections in a row, as
+    ``serving(url)`` reads them (None: no answer); False after ``timeout`` s."""
+    wanted = (live or "none", other(live) if live else "blue")
+    deadline = time.monotonic() + timeout
+    streak = 0
+    while streak < confirmations:
+        seen = (serving(where.live_url), serving(where.preview_url))
+        streak = streak + 1 if seen == wanted else 0
+        if streak < confirmations and time.monotonic() > deadline:
+            return False
+    return True
+
+
 def router_spec(kind: str, config: Config, host: RouterHost, where: Endpoints, *, image: str,
                 command: list[str], template: str, legacy_facts: tuple[object, ...] = (),
                 legacy_images: tuple[str, ...] = (), labels: Mapping[str, str] | None = None,
-                name: str = "") -> RouterSpec:
+                name: str = "", shared: str = "") -> RouterSpec:
     """The spec of a ``kind`` router for this app: its name, image or binary, command, the ports
     it publishes and its labels: its kind, image and ports, and a fingerprint of what needs a new
     router when it changes (those and the template version). A router that bgci 0.1 started
@@ -68,6 +102,7 @@ def router_spec(kind: str, config: Config, host: RouterHost, where: Endpoints, *
         labels={"org.bgci.router": kind, "org.bgci.fingerprint": fingerprint(),
                 "org.bgci.image": image, "org.bgci.ports": _ports_text(ports), **(labels or {})},
         also=frozenset(also),
+        shared=shared,
     )
 
 
@@ -131,6 +166,7 @@ class RouterBase:
         self.host = host
         self.managed = host.managed
         self.live_url, self.preview_url = where.live_url, where.preview_url
+        self.endpoints = where
         self._backends: dict[Colour, str] = {}
         self.spec: RouterSpec
 

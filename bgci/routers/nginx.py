@@ -1,16 +1,29 @@
-"""nginx: a generated upstream and server block per address, ``nginx -t``, then a graceful reload.
+"""nginx: a generated upstream per colour and server block per address; a switch flips a flag file.
 
 bgci writes one file it owns (the "site"): an upstream per deployed colour and a server block for
 the live and for the preview address, each adding ``X-Bgci-Color`` (``always``: on errors too).
-Every change (a switch, a new backend) replaces that file in one rename, runs ``nginx -t`` and,
-only when it passes, reloads nginx gracefully (``nginx -s reload``: SIGHUP to the master). New
-workers take new connections at once; the old ones finish the requests they have, close their
-idle keep-alive connections and exit, at the latest after ``worker_shutdown_timeout``
-(= switch.drain for a managed nginx): that is how long streams and WebSockets to the old colour
-are drained before nginx closes them. A client that sends a request on an idle keep-alive
-connection just as an old worker closes it loses that request unless it retries: nginx allows no
-better (``router.client_keepalive = false`` closes each connection after its response, so there is
-no idle one to lose; docs/routers.md has the measurements).
+Which colour each address serves is not in the site: each server block sets it per request from
+two flag files in a directory of bgci's (``green.flag``: green is live; else ``blue.flag``: blue;
+neither: nothing yet), which nginx checks (a ``stat``) on every request. A switch creates one flag
+(in one rename) and removes the other: no reload, so no keep-alive connection is closed and no
+request is lost, and the next request on any connection, old or new, goes to the new colour.
+Streams and WebSockets already open to the old colour stay open to it (it keeps running) until
+they end or a reload's ``worker_shutdown_timeout`` closes them (see ``disconnect``).
+
+A new backend address (a colour deployed again) changes the site: it is replaced in one rename,
+``nginx -t`` checks it and, only when it passes, nginx reloads gracefully (``nginx -s reload``:
+SIGHUP to the master). New workers take new connections at once; the old ones finish the requests
+they have, close their idle keep-alive connections and exit, at the latest after
+``worker_shutdown_timeout`` (= switch.drain for a managed nginx). A client that sends a request on
+an idle keep-alive connection just as an old worker closes it loses that request unless it
+retries (``router.client_keepalive = false`` closes each connection after its response, so there
+is no idle one to lose; docs/routers.md has the measurements). That reload happens at a deploy,
+to the idle colour's address, not at the switch.
+
+The flags' directory is writable by bgci's user only (0755); nginx's workers only need to look
+into it. A managed local nginx started by root runs its workers as root too (like HAProxy,
+Traefik and Caddy, which bgci runs as one process each), because nginx's default worker user
+(nobody) could not look into bgci's state directory.
 
 nginx has no runtime API, so each server block also answers ``GET /.bgci/colour`` itself with the
 colour it serves and the generation of the site file: that is how bgci reads the live colour back
@@ -27,8 +40,6 @@ from __future__ import annotations
 import contextlib
 import difflib
 import os
-import subprocess
-import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -37,11 +48,19 @@ import requests
 
 from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
-from bgci.model import Colour
+from bgci.model import COLOURS, Colour
 from bgci.ports import Counters, Endpoints, RouterHost, RouterKind
-from bgci.routers import LIVE_PORT, PREVIEW_PORT, RouterBase, router_spec
+from bgci.routers import (
+    LIVE_PORT,
+    PREVIEW_PORT,
+    RouterBase,
+    router_spec,
+    switch_dir,
+    wait_colours,
+)
 from bgci.routers.binaries import find_binary
-from bgci.routers.nginx_conf import COLOUR_PATH, render_main, render_site, site_facts
+from bgci.routers.nginx_check import OLD_WORKERS, check_beside, check_here, old_workers
+from bgci.routers.nginx_conf import COLOUR_PATH, flag, render_main, render_site, site_facts
 from bgci.routers.nginx_log import CHUNK, AccessLog
 from bgci.settings import Config
 from bgci.timings import waits_on
@@ -50,15 +69,13 @@ DEFAULT_IMAGE = "nginx:1.27"
 DIR = "bgci-nginx"  # under RouterHost.path: /etc/bgci-nginx in a container
 TEMPLATE_VERSION = "1"
 APPLY_TIMEOUT = 15.0  # seconds for a reload to serve the new site
+FLIP_TIMEOUT = 5.0  # seconds for a flipped flag to be seen (nginx looks on every request)
 CONFIRMATIONS = 5  # new connections in a row that must see it
 DEFAULT_CHECK, DEFAULT_RELOAD = "nginx -t", "nginx -s reload"
-# old workers of a reload: busybox and procps-less images have grep; "dow[n]" keeps grep's own
-# command line (which holds the pattern) from matching
 # the access log's size, then what it holds from byte $2 on (at most $3 bytes); and emptying it
 _LOG_FROM = ('s=$(wc -c < "$1" 2>/dev/null || echo 0); echo "$s"; '
              '[ "$s" -gt "$2" ] && tail -c +"$(($2 + 1))" "$1" | head -c "$3"; exit 0')
 _EMPTY = ': > "$1"'
-_OLD_WORKERS = 'grep -l "worker process is shutting dow[n]" /proc/[0-9]*/cmdline 2>/dev/null | wc -l'
 
 
 def nginx_binary() -> str:
@@ -76,12 +93,16 @@ class NginxRouter(RouterBase):
         if host.managed:
             self.prefix = host.path(DIR)
             self.main, self.site = host.path(f"{DIR}/nginx.conf"), host.path(f"{DIR}/bgci.conf")
+            self.flags = host.path(f"{DIR}/live")
             self.binary = nginx_binary() if host.local else "nginx"
             check = [self.binary, *self._options(), "-t"]
             reload = [self.binary, *self._options(), "-s", "reload"]
         else:
             self.prefix = self.main = ""  # the user's nginx.conf: never written
             self.site = host.path(config.router.include_file)
+            # beside the site, hidden: an `include sites/*` never reads it as a config file
+            site = Path(self.site)
+            self.flags = str(site.with_name(f".{site.name}.live"))
             self.binary = ""
             check = ["/bin/sh", "-c", config.router.check_command or DEFAULT_CHECK]
             reload = ["/bin/sh", "-c", config.router.reload_command or DEFAULT_RELOAD]
@@ -141,21 +162,51 @@ class NginxRouter(RouterBase):
                                            "in its http {} block"))
         return parts[0], parts[1]
 
+    def _colour_at(self, url: str) -> str | None:
+        served = self._serving(url)
+        return served[0] if served else None
+
     def _file_live(self) -> Colour | None:
+        """The live colour the flags say (green's wins), or the site of an earlier bgci."""
+        flagged = self._flagged()
+        if flagged:
+            return "green" if "green" in flagged else "blue"
         raw = self._read(self.site)
         live = site_facts(raw.decode("utf-8", "replace")).get("live") if raw else None
         return _colour(live or "")
 
-    def _files(self, live: Colour | None) -> dict[str, bytes]:
-        site = render_site(self.app, self._backends, live, access_log=self.access_log,
+    def _files(self) -> dict[str, bytes]:
+        site = render_site(self.app, self._backends, flags=self.flags, access_log=self.access_log,
                            keepalive=self.config.router.client_keepalive,
                            live_listen=self.host.bind(self.spec, LIVE_PORT),
                            preview_listen=self.host.bind(self.spec, PREVIEW_PORT))
         files = {self.site: site.encode()}
         if self.main:
-            files[self.main] = render_main(self.prefix, self.site,
-                                           self.config.switch.drain).encode()
+            # root's nginx would run its workers as nobody, who cannot look into bgci's files
+            user = "root" if self.host.local and os.geteuid() == 0 else ""
+            files[self.main] = render_main(self.prefix, self.site, self.config.switch.drain,
+                                           user=user).encode()
         return files
+
+    # -- the flags: which colour is live ---------------------------------------------------
+    def _flagged(self) -> set[Colour]:
+        return {colour for colour in COLOURS if self._read(flag(self.flags, colour)) is not None}
+
+    def _flag_dir(self) -> None:
+        """The flags' directory: bgci's user alone may write in it, nginx's workers look in."""
+        if self.host.local:
+            switch_dir(self.flags)
+
+    def _flip(self, live: Colour | None) -> None:
+        """Make ``live`` the live colour in one step nginx sees: the new flag first (green's
+        wins, so creating green.flag is the switch to green), then the other one removed
+        (removing green.flag is the switch to blue). Never a moment with the wrong colour."""
+        self._flag_dir()
+        if live is not None:
+            self.host.write(self.spec, {flag(self.flags, live): b""})
+        for colour in COLOURS:
+            if colour != live:
+                self.host.remove(self.spec, flag(self.flags, colour))
 
     @waits_on("router")
     def _wait_serving(self, generation: str, timeout: float = APPLY_TIMEOUT) -> None:
@@ -211,7 +262,12 @@ class NginxRouter(RouterBase):
     # -- Router ----------------------------------------------------------------------------
     def _start(self, live: Colour | None, log: Log) -> None:
         log.info(f"starting router {self.spec.name} (nginx; live: {live or 'nothing yet'})")
-        files = self._files(live)
+        files = self._files()
+        self._flag_dir()
+        for colour in COLOURS:  # a container started anew has none; a local one keeps its files
+            self.host.remove(self.spec, flag(self.flags, colour))
+        if live is not None:
+            files[flag(self.flags, live)] = b""
         self.host.start(self.spec, files, log)
         self._wait_serving(site_facts(files[self.site].decode())["generation"])
 
@@ -224,7 +280,9 @@ class NginxRouter(RouterBase):
         if served is None and self._read(self.site) is not None:
             log.info(f"{self._where()} does not answer at {self.live_url}: reloading it with "
                      f"{self.site}")
-        self._apply(self._files(live))
+        if self._flagged() != ({live} if live else set()):
+            self._flip(live)  # e.g. a site an earlier bgci wrote, which named the colour itself
+        self._apply(self._files())
 
     def live(self) -> Colour | None:
         served = self._serving(self.live_url)
@@ -237,69 +295,67 @@ class NginxRouter(RouterBase):
         return _colour(served[0])
 
     def _apply_backends(self) -> None:
-        self._apply(self._files(self._file_live()))
+        self._apply(self._files())
 
     def switch(self, live: Colour) -> None:
-        self._apply(self._files(live))
+        """The site first, in case a backend changed (a reload; nothing to do as a rule), then
+        the flags: no reload. Flags put back and InfraError when nginx does not show them."""
+        self._apply(self._files())
+        before = self.live()  # InfraError (exit 3) when nginx does not answer: nothing flipped
+        self._flip(live)
+        if not wait_colours(self._colour_at, self.endpoints, live, FLIP_TIMEOUT, CONFIRMATIONS):
+            self._flip(before)
+            raise InfraError(
+                f"{self._where()} did not serve {live} at {self.live_url} within "
+                f"{FLIP_TIMEOUT:.0f}s of bgci creating {flag(self.flags, live)}",
+                f"can nginx's worker user look into {self.flags}? (nginx checks the flag on every "
+                "request); live traffic is back where it was")
 
     def describe_switch(self, live: Colour) -> str:
-        files = self._files(live)
+        files = self._files()
         diffs = []
         for path, data in files.items():
             old = (self._read(path) or b"").decode("utf-8", "replace")
             diffs.append("".join(difflib.unified_diff(
                 old.splitlines(True), data.decode().splitlines(True), path,
-                f"{path} (after the switch)")))
-        diff = "".join(diffs) or "  (no change)\n"
+                f"{path} (a colour's address changed)")))
+        diff = "".join(diffs)
         reload = " ".join(self.reload_argv) if self.managed else self.reload_argv[-1]
-        return (f"{self._where()}: {self.site} replaced by rename, `nginx -t`, then a graceful "
-                f"reload (`{reload}`)\n{diff}"
-                f"`nginx -t` of the new config (nothing was written or reloaded):\n"
+        now = self._flagged()
+        flips = [f"+ {flag(self.flags, live)} (created: {live} is live)"] if live not in now else []
+        flips += [f"- {flag(self.flags, colour)} (removed)" for colour in COLOURS
+                  if colour != live and colour in now]
+        plan = (f"{self._where()}: the flags in {self.flags}, no reload (nginx checks them on "
+                "every request)\n" + "".join(f"{line}\n" for line in flips)
+                + ("" if flips else f"  (no change: {live} is live already)\n"))
+        if diff:
+            plan += (f"and first {self.site} replaced by rename, `nginx -t`, then a graceful "
+                     f"reload (`{reload}`)\n{diff}")
+        return (plan + "`nginx -t` of the config (nothing was written or reloaded):\n"
                 + _indent(self._test_candidate(files[self.site].decode())))
 
     def _test_candidate(self, site: str) -> str:
         """``nginx -t`` of ``site`` in a scratch prefix: the running nginx never sees it."""
+        drain = self.config.switch.drain
         if not self.host.local:
-            scratch = f"/tmp/bgci-nginx-dry-run-{os.urandom(4).hex()}"
-            main = render_main(scratch, f"{scratch}/bgci.conf", self.config.switch.drain)
-            self.host.write(self.spec, {f"{scratch}/nginx.conf": main.encode(),
-                                        f"{scratch}/bgci.conf": site.encode()})
-            try:
-                _, out = self.host.execute(self.spec, [self.binary, "-t", "-p", f"{scratch}/",
-                                                       "-c", f"{scratch}/nginx.conf", "-e", "stderr"])
-            finally:
-                self.host.execute(self.spec, ["rm", "-rf", scratch])
-            return out
+            return check_beside(self.host, self.spec, self.binary, site, drain)
         try:
             binary = self.binary if self.managed else nginx_binary()
         except ConfigError as exc:  # attached to an nginx elsewhere: none here to test with
             return f"(not run: {exc.message})"
-        with tempfile.TemporaryDirectory(prefix="bgci-nginx-dry-run-") as scratch:
-            Path(scratch, "bgci.conf").write_text(site, encoding="utf-8")
-            main = (render_main(scratch, f"{scratch}/bgci.conf", self.config.switch.drain)
-                    if self.managed else
-                    f"pid {scratch}/nginx.pid;\nerror_log stderr;\nevents {{}}\n"
-                    f"http {{\n    include {scratch}/bgci.conf;\n}}\n")
-            Path(scratch, "nginx.conf").write_text(main, encoding="utf-8")
-            try:
-                proc = subprocess.run([binary, "-t", "-p", f"{scratch}/", "-c", f"{scratch}/nginx.conf",
-                                       "-e", "stderr"], capture_output=True, text=True, timeout=30,
-                                      check=False)
-            except (OSError, subprocess.TimeoutExpired) as exc:
-                return f"(not run: {exc})"
-            return (proc.stdout + proc.stderr).strip()
+        return check_here(binary, site, drain, managed=self.managed)
 
     def inflight(self, colour: Colour) -> int:
         """Old workers of the last reload still finishing requests (nginx does not count them
         per upstream): while there are any, something may still be open to ``colour``."""
         if not self.host.local:
-            code, out = self.host.execute(self.spec, ["sh", "-c", _OLD_WORKERS])
+            code, out = self.host.execute(self.spec, ["sh", "-c", OLD_WORKERS])
             return int(out.strip() or 0) if code == 0 and out.strip().isdigit() else 0
         master = None
         if self.managed:
             pid = (self._read(f"{self.prefix}/nginx.pid") or b"").strip()
             master = int(pid) if pid.isdigit() else None
-        return _old_workers(master)
+        return old_workers(master)
 
     def counters(self) -> Counters | None:
         """The requests bgci's own nginx logged since bgci first looked (a user's nginx: none)."""
@@ -334,12 +390,17 @@ class NginxRouter(RouterBase):
                 self.host.execute(self.spec, ["sh", "-c", _EMPTY, "bgci", self.access_log])
 
     def disconnect(self, colour: Colour) -> str:
-        if self.managed:
-            return (f"nginx closes them itself: the old workers of the reload close what is still "
-                    f"open to {colour} at worker_shutdown_timeout "
-                    f"({max(1, round(self.config.switch.drain))}s, from switch.drain)")
-        return (f"nginx closes them itself when your nginx.conf sets worker_shutdown_timeout; "
-                f"without it, the old workers keep what is open to {colour} until it ends")
+        """Nothing is closed: a switch does not reload nginx (a reload would close idle
+        keep-alive connections too, and lose requests), so streams and WebSockets opened to the
+        old colour stay open to it (it keeps running) until they end; old workers of an earlier
+        reload close what they have at worker_shutdown_timeout."""
+        timeout = (f"worker_shutdown_timeout ({max(1, round(self.config.switch.drain))}s, from "
+                   "switch.drain)" if self.managed else
+                   "worker_shutdown_timeout, when your nginx.conf sets it")
+        return (f"streams and WebSockets opened to {colour} before the switch stay open to it "
+                f"until they end (the switch does not reload nginx, which would cut keep-alive "
+                f"clients); what old workers of an earlier reload still hold is closed at "
+                f"{timeout}")
 
     def stop(self, log: Log) -> None:
         if self.managed:
@@ -354,26 +415,6 @@ def _colour(value: str) -> Colour | None:
 
 def _indent(text: str) -> str:
     return "".join(f"  {line}\n" for line in (text.strip() or "(no output)").splitlines())
-
-
-def _old_workers(master: int | None) -> int:
-    """nginx workers on this machine that are shutting down (children of ``master`` if given)."""
-    count = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
-            if b"worker process is shutting down" not in title:
-                continue
-            if master is not None:
-                stat = (entry / "stat").read_text()
-                if int(stat[stat.rfind(")") + 2:].split()[1]) != master:
-                    continue
-        except (OSError, ValueError, IndexError):
-            continue
-        count += 1
-    return count
 
 
 KIND = RouterKind(name="nginx", make=NginxRouter, attach=("include_file",),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import docker.errors
 from e2e_support import COLOURS, RELEASES, STAGE_TIMEOUT, Run, bgci_argv, clean_env, unique_app
 
+from bgci.hosts.docker import shared_dir
 from tests.helpers.images import make_app_copy, test_env
 
 
@@ -129,6 +131,7 @@ class DockerTarget:
                 network.remove()
             for volume in self._volumes(app):
                 volume.remove(force=True)
+            shutil.rmtree(shared_dir(f"bgci-{app}-router"), ignore_errors=True)
             left += [f"container {c.name}" for c in self._containers(app)]
             for name in names:
                 try:

@@ -20,7 +20,7 @@ import pytest
 from e2e_support import TRACEBACK, Project, Target, junit_cases
 from faults_support import PLATFORMS
 
-from bgci import detached
+from bgci import detached, sockets
 from bgci.config import load_config
 from bgci.platforms.process import free_port
 from bgci.registry import make_router, open_site
@@ -173,6 +173,17 @@ def test_haproxy_container_publishes_only_live_and_preview(tmp_path: Path, docke
         pass  # the container is reachable from here...
     with pytest.raises(ConnectionRefusedError):  # ...its runtime API is not
         socket.create_connection((ip, 9999), timeout=5).close()
+
+    # the engine runs here: the runtime API is also a unix socket, in a directory the deploying
+    # user alone may open (and the container runs as that user: the socket is theirs, 0600)
+    mounts = {m["Destination"]: m["Source"] for m in router.attrs["Mounts"]}
+    shared = Path(mounts["/run/bgci-haproxy"])
+    assert router.attrs["Config"]["User"] == f"{os.geteuid()}:{os.getegid()}"
+    for path, mode in ((shared, 0o700), (shared / "admin.sock", 0o600)):
+        info = path.stat()
+        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (os.geteuid(), mode), \
+            f"{path}: uid {info.st_uid}, {stat.filemode(info.st_mode)}"
+    assert "bgci-haproxy/colour.map" in sockets.command(str(shared / "admin.sock"), "show map")
 
 
 # -- shell metacharacters reach their target literally ---------------------------------------

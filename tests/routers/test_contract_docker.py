@@ -13,6 +13,9 @@ that was live.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
+import stat
 import sys
 import uuid
 from collections.abc import Iterator
@@ -28,6 +31,8 @@ if str(REPO) not in sys.path:
 from bgci.config import load_config  # noqa: E402
 from bgci.docker_engine import ensure_bridge  # noqa: E402
 from bgci.errors import InfraError  # noqa: E402
+from bgci.hosts import docker as docker_host  # noqa: E402
+from bgci.hosts.docker import shared_dir  # noqa: E402
 from bgci.ports import Router  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.stages.watch import Watch  # noqa: E402
@@ -38,8 +43,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 BASE_IMAGE = "bgci-test/python:bookworm"
 IMAGES = {"haproxy": "bgci-test/haproxy:local", "traefik": "bgci-test/traefik:local",
           "nginx": "bgci-test/nginx:local", "caddy": "bgci-test/caddy:local"}
-ZERO_LOSS = {"haproxy": ("naive", ""), "traefik": ("naive", ""),
-             "nginx": ("naive", "client_keepalive = false\n"), "caddy": ("retrying", "")}
+ZERO_LOSS = {kind: ("naive", "") for kind in IMAGES}  # clients that never retry, keep-alive on
 
 
 class Log:
@@ -107,6 +111,7 @@ def containerised(tmp_path: Path, engine: Any, kind: str, extra: str = "") -> It
                 engine.containers.get(name).remove(force=True)
         with contextlib.suppress(Exception):
             engine.networks.get(f"bgci-{app}").remove()
+        shutil.rmtree(shared_dir(f"bgci-{app}-router"), ignore_errors=True)
         site.close()
 
 
@@ -171,5 +176,38 @@ def test_in_a_container_a_router_that_is_down_changes_nothing(tmp_path: Path, en
         with pytest.raises(InfraError) as caught:
             router.switch("blue")
         assert caught.value.exit_code == 3
+        router.ensure(router.addresses, None, Log())  # type: ignore[attr-defined]
+        assert router.live() == "green" and only(router.live_url) == "green"
+
+
+def test_in_a_container_haproxys_runtime_api_is_reached_through_a_socket_only_bgcis_user_opens(
+        tmp_path: Path, engine: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine runs on this machine: HAProxy's runtime API is also a unix socket in a
+    directory of bgci's user (0700), bind-mounted into the container, which runs as that user
+    (the socket is that user's, 0600), and the map file it starts from is there too. A switch
+    speaks to the socket and rewrites the map there: nothing goes through the engine (no
+    ``docker exec``, no archive), and it still switches, and a restarted router keeps it."""
+    with containerised(tmp_path, engine, "haproxy") as router:
+        router.switch("blue")
+        where = shared_dir(router.spec.name)  # type: ignore[attr-defined]
+        socket_path = where / "admin.sock"
+        for path, mode in ((where, 0o700), (socket_path, 0o600), (where / "colour.map", 0o600)):
+            info = path.stat()
+            assert info.st_uid == os.geteuid(), f"{path} belongs to uid {info.st_uid}"
+            assert stat.S_IMODE(info.st_mode) == mode, f"{path}: {stat.filemode(info.st_mode)}"
+        assert stat.S_ISSOCK(socket_path.stat().st_mode)
+        fresh = make_router(router.config, open_site(router.config))  # type: ignore[attr-defined]
+        fresh.ensure(router.addresses, None, Log())  # type: ignore[attr-defined]
+        through_engine: list[str] = []
+        for name in ("execute", "replace_files", "read_file", "tar_files"):
+            real = getattr(docker_host, name)
+            monkeypatch.setattr(docker_host, name, lambda *a, _n=name, _r=real, **k: (
+                through_engine.append(_n), _r(*a, **k))[1])
+        fresh.switch("green")
+        assert through_engine == [], f"the switch went through the engine: {through_engine}"
+        assert fresh.live() == "green" and only(router.live_url) == "green"
+        monkeypatch.undo()
+        assert (where / "colour.map").read_text() == "live green\npreview blue\n"
+        router.stop(Log())
         router.ensure(router.addresses, None, Log())  # type: ignore[attr-defined]
         assert router.live() == "green" and only(router.live_url) == "green"

@@ -33,15 +33,15 @@ def test_haproxy_show_stat_per_colour_backend() -> None:
     assert (found["green"].requests, found["green"].errors) == (0, 0)
 
 
-def test_the_nginx_site_logs_each_colour_as_json_but_not_bgcis_own_question() -> None:
-    site = render_site("my-shop", {"blue": "10.0.0.1:8000", "green": "10.0.0.2:8000"}, "green",
-                       live_listen="127.0.0.1:8080", preview_listen="127.0.0.1:8081",
-                       access_log="/r/access.log")
-    assert "log_format bgci_my_shop_green escape=json" in site
-    assert "access_log /r/access.log bgci_my_shop_green;" in site
-    assert "access_log /r/access.log bgci_my_shop_blue;" in site
+def test_the_nginx_site_logs_each_request_as_json_but_not_bgcis_own_question() -> None:
+    site = render_site("my-shop", {"blue": "10.0.0.1:8000", "green": "10.0.0.2:8000"},
+                       flags="/r/live", live_listen="127.0.0.1:8080",
+                       preview_listen="127.0.0.1:8081", access_log="/r/access.log")
+    # the colour is the one the server block chose from the flags for this request
+    assert "log_format bgci_my_shop escape=json '{\"t\":$msec,\"c\":\"$bgci_" in site
+    assert site.count("access_log /r/access.log bgci_my_shop;") == 2, "the live and preview blocks"
     assert site.count("access_log off;") == 2, "the colour endpoint of each server block"
-    plain = render_site("my-shop", {}, None, live_listen=":8080", preview_listen=":8081")
+    plain = render_site("my-shop", {}, flags="/r/live", live_listen=":8080", preview_listen=":8081")
     assert "access_log" not in plain and "log_format" not in plain
 
 

@@ -11,7 +11,7 @@ import pytest
 from bgci.config import load_config
 from bgci.errors import ConfigError
 from bgci.registry import ROUTERS
-from bgci.routers.caddy import render_servers, route_colour
+from bgci.routers.caddy_conf import render_servers, route_colour
 from bgci.routers.nginx_conf import render_main, render_site, site_facts
 
 
@@ -73,30 +73,56 @@ def test_the_admin_url_must_be_http_or_a_unix_socket(tmp_path: Path) -> None:
         load(tmp_path, 'kind = "caddy"\nmanaged = false\nadmin_url = "127.0.0.1:2019"')
 
 
-def test_the_nginx_site_names_its_colours_and_generation() -> None:
+def test_the_nginx_site_takes_the_colours_from_the_flags_and_names_its_generation() -> None:
     backends = {"blue": "127.0.0.1:4001", "green": "127.0.0.1:4002"}
-    site = render_site("my-shop", backends, "green", live_listen="127.0.0.1:8080",
+    site = render_site("my-shop", backends, flags="/r/live", live_listen="127.0.0.1:8080",
                        preview_listen="127.0.0.1:8081", keepalive=False)
     facts = site_facts(site)
-    assert facts["live"] == "green" and len(facts["generation"]) == 12
-    assert f'return 200 "green {facts["generation"]}\\n";' in site
-    assert "proxy_pass http://bgci_my_shop_green;" in site and "keepalive_timeout 0;" in site
-    assert "add_header X-Bgci-Color green always;" in site
-    nothing = render_site("my-shop", {}, None, live_listen=":8080", preview_listen=":8081")
-    assert site_facts(nothing)["live"] == "none" and "listen 8080;" in nothing
-    assert "return 503" in nothing and "upstream" not in nothing
+    assert "live" not in facts and len(facts["generation"]) == 12
+    # no colour is written in the site: a switch changes the flags, not the file
+    assert site == render_site("my-shop", dict(reversed(backends.items())), flags="/r/live",
+                               live_listen="127.0.0.1:8080", preview_listen="127.0.0.1:8081",
+                               keepalive=False)
+    assert site.count("if (-f /r/live/green.flag) {") == 2 and "keepalive_timeout 0;" in site
+    assert site.count(f'{facts["generation"]}\\n";') == 2, "the colour endpoint of each address"
+    assert site.count("proxy_pass http://bgci_my_shop_$bgci_") == 2
+    assert "return 503" in site and "no colour is live here yet" in site
+    only_blue = render_site("my-shop", {"blue": "127.0.0.1:4001"}, flags="/r/live",
+                            live_listen=":8080", preview_listen=":8081")
+    assert "bgci: green is not running" in only_blue and "upstream bgci_my_shop_green" not in only_blue
+    nothing = render_site("my-shop", {}, flags="/r/live", live_listen=":8080", preview_listen=":8081")
+    assert "listen 8080;" in nothing and "upstream" not in nothing and "proxy_pass" not in nothing
     assert "worker_shutdown_timeout 3s;" in render_main("/p", "/p/bgci.conf", 2.6)
+    assert "user root;" in render_main("/p", "/p/bgci.conf", 2, user="root")
+    assert "user " not in render_main("/p", "/p/bgci.conf", 2)
 
 
-def test_caddy_routes_name_their_colour_even_without_a_backend() -> None:
-    servers = render_servers("shop", {"blue": "127.0.0.1:4001"}, "green",
-                             listen={"live": ":8080", "preview": ":8081"}, drain=3)
+def test_caddy_routes_take_the_colour_and_its_address_from_files() -> None:
+    servers = render_servers("shop", "/r/live", listen={"live": ":8080", "preview": ":8081"},
+                             drain=3)
     live = servers["bgci-shop-live"]["routes"][0]
     preview = servers["bgci-shop-preview"]["routes"][0]
-    assert live["@id"] == "bgci-shop-live" and route_colour(live) == "green"
-    assert live["handle"][0]["handler"] == "static_response"  # green runs nothing: 503
-    assert route_colour(preview) == "blue"
-    assert preview["handle"][0]["headers"]["response"]["set"] == {"X-Bgci-Color": ["blue"]}
-    assert preview["handle"][0]["stream_close_delay"] == "3s"
-    assert route_colour(render_servers("shop", {}, None, listen={"live": ":1", "preview": ":2"})
-                        ["bgci-shop-live"]["routes"][0]) is None
+    assert live["@id"] == "bgci-shop-live" and route_colour(live) is None, "no colour in the config"
+    read, _, sub = live["handle"]
+    assert read == {"handler": "vars", "bgci_live": "{file./r/live/colour}"}, "read once a request"
+
+    def outputs(route: dict) -> dict[str, list[str]]:
+        table = route["handle"][1]
+        return {**{m["input"]: m["outputs"] for m in table["mappings"]}, "": table["defaults"]}
+
+    # the file's word -> (the colour this address serves, the file of its address)
+    blue, green = "{file./r/live/blue.addr}", "{file./r/live/green.addr}"
+    assert outputs(live) == {"blue": ["blue", blue], "green": ["green", green], "": ["none", ""]}
+    assert outputs(preview) == {"blue": ["green", green], "green": ["blue", blue],
+                                "": ["blue", blue]}
+    # an empty address file: that colour runs nothing, a 503 naming it
+    assert sub["routes"][2]["match"] == [{"vars": {"{bgci_address}": [""]}}]
+    assert sub["routes"][2]["handle"][0]["status_code"] == 503
+    proxy = sub["routes"][-1]["handle"][0]
+    assert proxy["upstreams"] == [{"dial": "{bgci_address}"}]
+    assert proxy["headers"]["response"]["set"] == {"X-Bgci-Color": ["{bgci_colour}"]}
+    assert proxy["stream_close_delay"] == "3s"
+    assert sub["routes"][0]["match"] == [{"path": ["/.bgci/colour"]}]
+    old = {"handle": [{"handler": "reverse_proxy", "headers": {"response": {"set": {
+        "X-Bgci-Color": ["green"]}}}}]}
+    assert route_colour(old) == "green", "a route an earlier bgci wrote names its colour"
