@@ -47,16 +47,32 @@ alive() { [[ -n ${1:-} ]] && kill -0 "$1" 2>/dev/null; }
 pid_of() { cat "$1" 2>/dev/null || true; }
 count() { cat "$DIR/nodes" 2>/dev/null || echo 0; }
 
-# stop_pid FILE SECONDS: SIGTERM the process FILE names, SIGKILL it after SECONDS; remove FILE.
-stop_pid() {
-    local file=$1 grace=$2 pid i
-    pid=$(pid_of "$file")
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        for ((i = 0; i < grace * 10; i++)); do alive "$pid" || break; sleep 0.1; done
-        if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; sleep 0.2; fi
-    fi
-    rm -f "$file"
+# stop_pids SECONDS FILE...: SIGTERM the processes the FILEs name, all at once; SIGKILL what is
+# still alive after SECONDS; remove the FILEs.
+stop_pids() {
+    local grace=$1 pid i left
+    shift
+    local pids=()
+    for file in "$@"; do
+        pid=$(pid_of "$file")
+        alive "$pid" && kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+    done
+    for ((i = 0; i < grace * 10; i++)); do
+        left=0
+        for pid in "${pids[@]}"; do alive "$pid" && left=1; done
+        ((left)) || break
+        sleep 0.1
+    done
+    for pid in "${pids[@]}"; do
+        if alive "$pid"; then
+            say "process $pid did not stop within ${grace}s: killing it"
+            kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    for pid in "${pids[@]}"; do
+        for ((i = 0; i < 50; i++)); do alive "$pid" || break; sleep 0.1; done
+    done
+    rm -f "$@"
 }
 
 # wait_for SECONDS WHAT CMD...: until CMD succeeds.
@@ -288,16 +304,25 @@ up() {
 down() {
     local n i mounts
     n=$(count)
+    local files=("$DIR/registry.pid")
     for ((i = 1; i <= n; i++)); do
-        stop_pid "$(node_dir "$i")/sshd.pid" 5
-        stop_pid "$(node_dir "$i")/dockerd.pid" 30
+        files+=("$(node_dir "$i")/sshd.pid" "$(node_dir "$i")/dockerd.pid")
     done
-    stop_pid "$DIR/registry.pid" 5
-    for ((i = 1; i <= n; i++)); do
-        [[ -e /run/netns/$(node_ns "$i") ]] && ip netns del "$(node_ns "$i")"
+    stop_pids 30 "${files[@]}"
+    # a killed engine's containerd and container shims: they run from its exec root
+    local strays=() proc
+    for proc in /proc/[0-9]*; do
+        grep -qF "$DIR/" "$proc/cmdline" 2>/dev/null && strays+=("${proc#/proc/}")
+    done
+    if ((${#strays[@]})); then
+        say "killing what the engines left running: ${strays[*]}"
+        kill -KILL "${strays[@]}" 2>/dev/null || true
+    fi
+    for ((i = 1; i <= 9; i++)); do  # every node namespace of this prefix, whatever `up N` made
+        if [[ -e /run/netns/$(node_ns "$i") ]]; then ip netns del "$(node_ns "$i")"; fi
     done
     ip link del "$PREFIX-lan0" 2>/dev/null || true
-    [[ -e /run/netns/$LAN ]] && ip netns del "$LAN"
+    if [[ -e /run/netns/$LAN ]]; then ip netns del "$LAN"; fi
     # what a killed engine left mounted under its roots
     mounts=$(awk -v d="$DIR/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r)
     for m in $mounts; do umount -l "$m" 2>/dev/null || true; done
@@ -317,8 +342,8 @@ case ${1:-} in
     stop)
         node_arg "${2:-}"
         case ${3:-dockerd} in
-            dockerd) stop_pid "$(node_dir "$2")/dockerd.pid" 30 ;;
-            sshd) stop_pid "$(node_dir "$2")/sshd.pid" 5 ;;
+            dockerd) stop_pids 30 "$(node_dir "$2")/dockerd.pid" ;;
+            sshd) stop_pids 5 "$(node_dir "$2")/sshd.pid" ;;
             *) die "stop I dockerd|sshd" ;;
         esac ;;
     start)
