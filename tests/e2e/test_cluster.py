@@ -14,11 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 from e2e_cluster import NODES, Cluster, cluster_session
+from e2e_docker import DockerTarget
 from e2e_support import (
     RELEASES,
     STAGE_TIMEOUT,
     Project,
     Run,
+    Target,
     bgci_argv,
     clean_env,
     deploy_live,
@@ -98,6 +100,14 @@ def registry_digest(cluster: Cluster, repository: str, tag: str,
                          headers={"Accept": MANIFEST}, auth=auth, timeout=10)
 
 
+def project_on(target: Target, root: Path, address: str) -> Project:
+    """A project whose router listens on ``address`` (a test host's): the requests go there."""
+    listen, preview = f"{address}:{fresh_port()}", f"{address}:{fresh_port()}"
+    p = make_project(root, target, {"router.listen": listen, "router.preview": preview})
+    p.listen, p.preview = listen, preview
+    return p
+
+
 def nodes_of_tasks(target: SwarmTarget, app: str, colour: str) -> set[str]:
     [service] = [s for s in target.services(app) if s.name == f"{app}-{colour}"]
     return {t["NodeID"] for t in target.tasks(service)
@@ -112,10 +122,7 @@ def test_pushed_releases_run_by_digest_on_three_nodes_and_switch_with_no_request
     target.env = cluster.env(1)
     manager = cluster.address(1)  # the router's node: the live address is there
     try:
-        listen, preview = f"{manager}:{fresh_port()}", f"{manager}:{fresh_port()}"
-        p = make_project(tmp_path / "project", target,
-                         {"router.listen": listen, "router.preview": preview})
-        p.listen, p.preview = listen, preview  # where the requests go: the router's node
+        p = project_on(target, tmp_path / "project", manager)
         run_scenario(cluster, target, releases, p)
     finally:
         try:
@@ -136,10 +143,20 @@ def run_scenario(cluster: Cluster, target: SwarmTarget, releases: RegistryReleas
     anonymous = registry_digest(cluster, releases.repo, "v1", None)
     assert anonymous.status_code == 401, "the test registry must require the account"
 
-    # 2. the other nodes never saw the build
+    # 2. the other engines never saw the build; engine 2 alone (platform docker) pulls it by
+    # digest with the account and serves it
     for node in (2, 3):
         assert not cluster.client(node).images.list(filters={"reference": f"{releases.repo}"}), (
             f"engine {node} has the image before the deploy: the test would prove nothing")
+    alone = DockerTarget(cluster.client(2), releases)  # type: ignore[arg-type]
+    alone.env = cluster.env(2)
+    try:
+        single = project_on(alone, p.root.parent / "alone", cluster.address(2))
+        single.run("deploy-green", "--image", v1)
+        single.assert_serves("blue", "1.0.0", single.preview_url)
+        assert single.result("deploy-green")["image"] == v1
+    finally:
+        alone.cleanup()
 
     # 3. deployed by digest, tasks on every node, pulled from the registry there
     deploy_live(p, "v1")
@@ -149,10 +166,12 @@ def run_scenario(cluster: Cluster, target: SwarmTarget, releases: RegistryReleas
     assert image == v1, f"the blue service runs {image!r}, not the pushed digest {v1!r}"
     on = nodes_of_tasks(target, p.app, "blue")
     assert len(on) >= 2, f"blue's {REPLICAS} tasks run on {len(on)} node(s): {on}"
-    pulled = [node for node in (2, 3) if any(
-        v1_id == i.id and f"{releases.repo}@{match.group(1)}" in (i.attrs.get("RepoDigests") or [])
-        for i in cluster.client(node).images.list(filters={"reference": releases.repo}))]
-    assert pulled, "no worker engine pulled the release by its digest"
+    node3 = cluster.client(3).info()["Swarm"]["NodeID"]
+    assert node3 in on, f"no blue task on engine 3 (tasks on {on}): Swarm did not spread them"
+    pulled = [i.attrs.get("RepoDigests") for i in cluster.client(3).images.list(
+        filters={"reference": releases.repo}) if i.id == v1_id]
+    assert pulled == [[f"{releases.repo}@{match.group(1)}"]], (
+        f"engine 3 (it never saw the build) has {pulled}; expected v1 pulled by its digest")
 
     # 4. switch to v2 and roll back under a no-retry load through the live address
     v2, _ = releases.build("v2")
