@@ -179,14 +179,25 @@ dockerd_up() {
     wait_for 60 "dockerd of node $i (log: $dir/dockerd.log)" node_docker "$i" info
 }
 
+# node_has_images I: engine I has every test image (whatever their IDs)
+node_has_images() { node_docker "$1" image inspect "${IMAGES[@]}" >/dev/null 2>&1; }
+
 images_up() {
     local n=$1 i ids
-    ids=$("$DOCKER" image inspect -f '{{.Id}}' "${IMAGES[@]}" | sort | tr '\n' ' ') \
-        || die "missing test image(s) ${IMAGES[*]}: run scripts/test-env.sh first"
-    if [[ $(cat "$DIR/images.ids" 2>/dev/null || true) != "$ids" ]]; then
-        say "saving ${IMAGES[*]}"
-        "$DOCKER" save -o "$DIR/images.tar" "${IMAGES[@]}"
-        echo "$ids" >"$DIR/images.ids"
+    if ids=$("$DOCKER" image inspect -f '{{.Id}}' "${IMAGES[@]}" 2>/dev/null | sort | tr '\n' ' '); then
+        if [[ $(cat "$DIR/images.ids" 2>/dev/null || true) != "$ids" ]]; then
+            say "saving ${IMAGES[*]}"
+            "$DOCKER" save -o "$DIR/images.tar" "${IMAGES[@]}"
+            echo "$ids" >"$DIR/images.ids"
+        fi
+    else  # this machine's engine is away (restarting?): what the hosts have, or the saved copy
+        ids=$(cat "$DIR/images.ids" 2>/dev/null || true)
+        if [[ -z $ids ]]; then
+            for ((i = 1; i <= n; i++)); do
+                node_has_images "$i" || die "missing test image(s) ${IMAGES[*]} on this machine's engine: run scripts/test-env.sh first"
+            done
+            return 0
+        fi
     fi
     local pids=()
     for ((i = 1; i <= n; i++)); do

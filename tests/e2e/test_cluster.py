@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 import requests
-from e2e_cluster import NODES, Cluster, cluster_session
+from e2e_cluster import NODES, Cluster, cluster_session, script
 from e2e_docker import DockerTarget
 from e2e_support import (
     RELEASES,
     STAGE_TIMEOUT,
     Project,
+    RequestLoop,
     Run,
     Target,
     bgci_argv,
@@ -36,6 +37,7 @@ from tests.helpers.images import make_app_copy
 pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.cluster]
 
 REPLICAS = 3  # tasks per colour: Swarm spreads them over the three nodes
+STOP_AFTER = 1.0  # seconds into the switch when engine 3 is stopped
 MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 
 
@@ -108,6 +110,10 @@ def project_on(target: Target, root: Path, address: str) -> Project:
     return p
 
 
+def switching_is_running(stage: subprocess.Popen[str]) -> bool:
+    return stage.poll() is None
+
+
 def nodes_of_tasks(target: SwarmTarget, app: str, colour: str) -> set[str]:
     [service] = [s for s in target.services(app) if s.name == f"{app}-{colour}"]
     return {t["NodeID"] for t in target.tasks(service)
@@ -125,6 +131,7 @@ def test_pushed_releases_run_by_digest_on_three_nodes_and_switch_with_no_request
         p = project_on(target, tmp_path / "project", manager)
         run_scenario(cluster, target, releases, p)
     finally:
+        script("start", "3", timeout=120)  # back as it was (a no-op when it runs)
         try:
             target.cleanup()
         finally:
@@ -185,7 +192,32 @@ def run_scenario(cluster: Cluster, target: SwarmTarget, releases: RegistryReleas
     assert_clean_cut_over(records, began, ended, old=green_v2, new=blue_v1)
     assert p.result("rollback")["live_color"] == "blue", run
 
-    # 5. the registry password appears nowhere a person reads
+    # 5. engine 3 (a worker with tasks of both colours) stops in the middle of a switch to v3:
+    # live traffic ends on exactly one colour, the one bgci records, and that colour answers
+    p.run("deploy-green", "--image", releases.build("v3")[0])
+    p.run("verify")
+    with RequestLoop(p.live_url, threads=3, hard_cap=120.0) as loop:
+        loop.wait_for(5)
+        cutting = p.start("switch")
+        time.sleep(STOP_AFTER)
+        assert switching_is_running(cutting), "the switch ended before engine 3 was stopped"
+        script("stop", "3", timeout=60)  # dockerd stops its containers on the way out
+        out, err = cutting.communicate(timeout=STAGE_TIMEOUT)
+        ended = time.monotonic()
+        loop.stop_after(2.0)
+    assert cutting.returncode in (0, 1), f"switch exited {cutting.returncode}:\n{out}{err}"
+    assert p.result("switch")["live_color"] == ("green" if cutting.returncode == 0 else "blue")
+    seen = p.status()
+    assert seen["live"] == seen["live_recorded"] in ("blue", "green"), seen
+    after = [p.answer() for _ in range(20)]
+    assert {(a.status, a.colour) for a in after} == {(200, seen["live"])}, after
+    sent = [r for thread in loop.records for r in thread]
+    late = {(r.status, r.colour) for r in sent if r.started > ended}
+    assert late == {(200, seen["live"])}, (
+        f"keep-alive clients after the switch got {late}; "
+        f"{sum(1 for r in sent if r.error)} of {len(sent)} requests failed in all")
+
+    # 6. the registry password appears nowhere a person reads
     _, password = cluster.credentials
     seen = [*releases.texts, *(r.text for r in p.runs)]
     seen += [f.read_text(encoding="utf-8", errors="replace")
