@@ -7,11 +7,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import docker.errors
 import pytest
 
-from bgci.docker_images import log_in, pinned, push, repository
-from bgci.errors import InfraError
+from bgci.docker_images import has_image, log_in, pinned, push, repository, resolve_image
+from bgci.errors import ConfigError, InfraError
 from bgci.log import StderrLog
+from bgci.model import Release
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -33,11 +35,26 @@ class FakeApi:
 
 
 class FakeImages:
+    """An engine's images: ``image`` is there unless ``missing``; a pull gets ``remote``
+    (or is refused with ``refusal``)."""
+
     def __init__(self, image: FakeImage) -> None:
         self.image = image
+        self.missing = False
+        self.remote = image
+        self.refusal = ""
+        self.pulled: list[str] = []
 
     def get(self, ref: str) -> FakeImage:
+        if self.missing:
+            raise docker.errors.ImageNotFound(f"No such image: {ref}")
         return self.image
+
+    def pull(self, ref: str) -> FakeImage:
+        self.pulled.append(ref)
+        if self.refusal:
+            raise docker.errors.APIError("pull refused", explanation=self.refusal)
+        return self.remote
 
 
 class FakeClient:
@@ -131,3 +148,49 @@ def test_without_an_account_in_the_environment_bgci_does_not_log_in() -> None:
     client = FakeClient()
     log_in(client, "registry.example.com/shop:v1")  # type: ignore[arg-type]
     assert client.logins == []  # the runner's own `docker login` applies, if any
+
+
+PUSHED = f"10.0.0.1:5000/shop:v1@{DIGEST}"
+
+
+def test_an_engine_without_a_pinned_release_pulls_it_by_digest_with_the_account(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BGCI_REGISTRY_USER", "ci")
+    client = FakeClient(repo_digests=[f"10.0.0.1:5000/shop@{DIGEST}"])
+    client.images.missing = True
+    release = Release(image=PUSHED, digest=client.images.image.id)
+    assert has_image(client, release)  # type: ignore[arg-type]
+    assert client.images.pulled == [PUSHED]
+    assert [call["registry"] for call in client.logins] == ["10.0.0.1:5000"]
+
+
+def test_a_pulled_image_with_another_id_is_not_the_release() -> None:
+    client = FakeClient()
+    client.images.missing = True
+    assert not has_image(client, Release(image=PUSHED, digest="sha256:" + "99" * 32))  # type: ignore[arg-type]
+
+
+def test_a_release_never_pushed_is_not_pulled_by_its_tag() -> None:
+    client = FakeClient()
+    client.images.missing = True
+    assert not has_image(client, Release(image="shop:v1", digest="sha256:" + "cd" * 32))  # type: ignore[arg-type]
+    assert client.images.pulled == []  # a tag may name another image by now
+
+
+def test_an_image_pulled_for_deploy_is_recorded_pinned_to_its_digest() -> None:
+    client = FakeClient(repo_digests=[f"10.0.0.1:5000/shop@{DIGEST}"])
+    client.images.missing = True
+    release = resolve_image(client, "10.0.0.1:5000/shop:v1")  # type: ignore[arg-type]
+    assert (release.image, release.digest) == (f"10.0.0.1:5000/shop:v1@{DIGEST}",
+                                               client.images.image.id)
+
+
+def test_a_pull_refused_for_want_of_an_account_says_how_to_give_one() -> None:
+    client = FakeClient()
+    client.images.missing = True
+    client.images.refusal = "unauthorized: authentication required"
+    with pytest.raises(ConfigError) as caught:
+        resolve_image(client, "10.0.0.1:5000/shop:v1")  # type: ignore[arg-type]
+    assert caught.value.exit_code == 2
+    assert "cannot be pulled: unauthorized" in caught.value.message
+    assert "BGCI_REGISTRY_USER" in caught.value.hint
