@@ -31,6 +31,7 @@ DEPLOY=$PREFIX-deploy
 LAN=$PREFIX-lan
 IMAGES=(${BGCI_CLUSTER_IMAGES:-bgci-test/python:bookworm bgci-test/haproxy:local})
 DOCKER=${DOCKER:-docker}
+SSH_CONFIG_D=/etc/ssh/ssh_config.d
 
 say() { printf 'test-cluster: %s\n' "$*" >&2; }
 die() { printf 'test-cluster: error: %s\n' "$*" >&2; exit 1; }
@@ -131,9 +132,16 @@ keys_up() {
     : >"$DIR/client/.ssh/config"
     for ((i = 1; i <= n; i++)); do
         echo "$(node_ip "$i") $(cut -d' ' -f1,2 "$DIR/ssh/host_key.pub")" >>"$DIR/client/.ssh/known_hosts"
-        printf 'Host %s\n    User %s\n    IdentityFile %s\n' "$(node_ip "$i")" "$DEPLOY" \
-            "$DIR/client/.ssh/id_ed25519" >>"$DIR/client/.ssh/config"
+        printf 'Host %s\n    User %s\n    IdentityFile %s\n    UserKnownHostsFile %s\n' \
+            "$(node_ip "$i")" "$DEPLOY" "$DIR/client/.ssh/id_ed25519" \
+            "$DIR/client/.ssh/known_hosts" >>"$DIR/client/.ssh/config"
     done
+    # the ssh client finds its files by the user's home in passwd, not $HOME (the SDK's by
+    # $HOME): the docker CLI's ssh:// reads the test hosts' keys from the system-wide config,
+    # for their addresses only
+    if [[ -d $SSH_CONFIG_D ]]; then
+        cp "$DIR/client/.ssh/config" "$SSH_CONFIG_D/$PREFIX-cluster.conf"
+    fi
 }
 
 sshd_up() {
@@ -337,6 +345,7 @@ down() {
     # what a killed engine left mounted under its roots
     mounts=$(awk -v d="$DIR/" 'index($2, d) == 1 {print $2}' /proc/mounts | sort -r)
     for m in $mounts; do umount -l "$m" 2>/dev/null || true; done
+    rm -f "$SSH_CONFIG_D/$PREFIX-cluster.conf"
     if [[ -f $DIR/made-user ]]; then userdel "$DEPLOY" 2>/dev/null || true; fi
     [[ -d $DIR ]] && rm -rf "$DIR"
     say "down: nothing of the test cluster is left"
