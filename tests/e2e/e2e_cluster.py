@@ -81,7 +81,7 @@ def parse_env(text: str) -> dict[str, str]:
 
 
 def leftovers() -> list[str]:
-    """Namespaces, links and processes of the test hosts that exist now."""
+    """Namespaces, links, processes, files and the user of the test hosts that exist now."""
     left = []
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
                            check=False).stdout
@@ -92,6 +92,11 @@ def leftovers() -> list[str]:
     left += [f"link {line.split(':')[1].strip()}" for line in links.splitlines()
              if line.split(":")[1].strip().startswith(f"{PREFIX}-lan")]
     cluster_dir = os.environ.get("BGCI_CLUSTER_DIR", "/var/lib/bgci-cluster")
+    made = [Path(cluster_dir), Path(f"/etc/ssh/ssh_config.d/{PREFIX}-cluster.conf")]
+    left += [f"file {path}" for path in made if path.exists()]
+    if subprocess.run(["getent", "passwd", f"{PREFIX}-deploy"], capture_output=True,
+                      check=False).returncode == 0:
+        left.append(f"user {PREFIX}-deploy")
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
