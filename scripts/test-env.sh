@@ -476,11 +476,12 @@ done
 /usr/sbin/unbound -V >/dev/null || die "/usr/sbin/unbound -V does not run"
 say "dns: $(/usr/sbin/named -v), unbound $(/usr/sbin/unbound -V | sed -n 's/^Version //p')"
 
-# ---- test hosts and a registry (scripts/test-cluster.sh, tests/e2e/test_fleet.py) --------------
-# The fleet and multi-node swarm tests run on Docker engines of their own, each a dockerd in a
-# network namespace of its own (iproute2 makes them), reached over SSH, and push to and pull from
-# Debian's docker-registry, which scripts/test-cluster.sh starts beside them (the service the
-# package starts is stopped: the test hosts' registry is a process of its own).
+# ---- test hosts and a registry (scripts/test-cluster.sh, tests/e2e/test_cluster.py) -----------
+# The multi-node swarm and registry tests run on Docker engines of their own, each a dockerd in a
+# network namespace of its own (iproute2 makes them; each also runs an sshd), and push to and pull
+# from Debian's docker-registry, which scripts/test-cluster.sh starts beside them (the service the
+# package starts is stopped: the test hosts' registry is a process of its own, with a password).
+# The test session starts the hosts itself and removes them at the end.
 CLUSTER_PACKAGES=(iproute2 docker-registry)
 missing=()
 for pkg in "${CLUSTER_PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
