@@ -168,10 +168,14 @@ def remove_docker_app(client: Any, app: str) -> None:
     lock, the scaled-down router service, its volume, the network): found by label or exact name."""
     import docker.errors
 
+    from bgci.swarm_engine import REAP_WAIT, wait_reaped
+
     label = {"label": f"org.bgci.app={app}"}
     services = client.services.list(filters=label) if _swarm_manager(client) else []
     names = {s.name for s in services}
     for service in services:
+        # not while Swarm deletes the tasks `bgci down` scaled down (bgci/swarm_engine.py)
+        wait_reaped(client, service, time.monotonic() + REAP_WAIT)
         with contextlib.suppress(docker.errors.NotFound):
             service.remove()
     # the low-level list: containers.list() inspects each one, racing other processes' removals

@@ -283,3 +283,21 @@ def ensure_bridge(client: docker.DockerClient, name: str, app: str) -> None:
     with engine(f"create network {name}"):
         if not client.networks.list(names=[name]):
             client.networks.create(name, driver="bridge", labels={f"{LABEL}.app": app})
+
+
+def remove_app_objects(client: docker.DockerClient, app: str, network: str, roles: tuple[str, ...],
+                       dry_run: bool, remove_network: Callable[[Any], None]) -> list[str]:
+    """The app's containers of these ``roles`` and its network ``network`` removed (with
+    ``dry_run``: only listed), for ``bgci destroy``: one line each."""
+    done: list[str] = []
+    for container in client.containers.list(all=True, filters={"label": [f"{LABEL}.app={app}"]}):
+        if container.labels.get(f"{LABEL}.role") in roles:
+            done.append(f"container {container.name} ({container.status})")
+            if not dry_run:
+                container.remove(force=True)
+    for found in client.networks.list(names=[network]):
+        if found.name == network:
+            done.append(f"network {found.name}")
+            if not dry_run:
+                remove_network(found)
+    return done

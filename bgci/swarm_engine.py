@@ -19,6 +19,7 @@ SECOND = 1_000_000_000  # Swarm durations are nanoseconds
 ACTIVE_STATES = frozenset({"new", "pending", "assigned", "accepted", "ready", "preparing",
                            "starting", "running"})
 FAILED_STATES = frozenset({"failed", "rejected"})
+REAP_WAIT = 10.0  # seconds Swarm may take to delete the stopped tasks of a scaled-down service
 
 
 def manager_node(client: docker.DockerClient) -> str:
@@ -93,7 +94,12 @@ def converge(client: docker.DockerClient, service: Any, replicas: int, timeout: 
 
 def scale_down_and_remove(client: docker.DockerClient, service: Any, timeout: float) -> None:
     """Drain then scale to zero: every task gets SIGTERM and the service's stop grace period;
-    the service is removed once none of its tasks is active (its ports and name are free)."""
+    the service is removed once its tasks are gone (its ports and name are free).
+
+    Swarm deletes a scaled-down task about half a second after it has stopped. Removing the
+    service inside that window crashes Docker 20.10's swarm manager (a nil task in swarmkit's
+    SetServiceTasksRemove: the engine panics and every container it runs goes down with it),
+    so the service is removed only once those tasks are gone."""
     mode = service.attrs["Spec"].get("Mode") or {}
     if mode.get("Replicated", {}).get("Replicas") != 0:
         try:
@@ -105,12 +111,21 @@ def scale_down_and_remove(client: docker.DockerClient, service: Any, timeout: fl
         if time.monotonic() > deadline:
             break  # removing the service stops what is left
         time.sleep(0.25)
+    wait_reaped(client, service, deadline + REAP_WAIT)
     try:
         service.remove()
     except docker.errors.NotFound:
         return
     # the task containers go asynchronously: wait, so a new service can take the name and ports
     while tasks_of(client, service) and time.monotonic() < deadline + 30:
+        time.sleep(0.25)
+
+
+def wait_reaped(client: docker.DockerClient, service: Any, until: float) -> None:
+    """Until Swarm has deleted the tasks the scale-down marked for removal (or ``until``); the
+    older tasks it keeps as history are not marked and stay."""
+    while time.monotonic() < until and any(
+            t.get("DesiredState") == "remove" for t in tasks_of(client, service)):
         time.sleep(0.25)
 
 

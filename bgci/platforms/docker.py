@@ -20,6 +20,7 @@ from bgci.docker_engine import (
     engine,
     ensure_bridge,
     logs_after,
+    remove_app_objects,
     run_one_off,
     spec_label,
     spec_of,
@@ -181,17 +182,7 @@ class DockerPlatform(EngineReleases):
                                               since=int(since) if since else None))
 
     def destroy(self, dry_run: bool) -> list[str]:
-        done: list[str] = []
         with engine(f"remove the containers and network of {self.app}"):
-            for container in self.client.containers.list(all=True, filters={"label": [
-                    f"{LABEL}.app={self.app}"]}):
-                if container.labels.get(f"{LABEL}.role") in ("colour", "one-off", "hook"):
-                    done.append(f"container {container.name} ({container.status})")
-                    if not dry_run:
-                        container.remove(force=True)
-            for network in self.client.networks.list(names=[self.network]):
-                if network.name == self.network:
-                    done.append(f"network {network.name}")
-                    if not dry_run:
-                        network.remove()
-        return done
+            return remove_app_objects(self.client, self.app, self.network,
+                                      ("colour", "one-off", "hook"), dry_run,
+                                      lambda network: network.remove())

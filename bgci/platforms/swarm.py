@@ -34,6 +34,7 @@ from bgci.docker_engine import (
     decoded,
     engine,
     logs_after,
+    remove_app_objects,
     run_one_off,
     spec_label,
     spec_of,
@@ -235,17 +236,8 @@ class SwarmPlatform(EngineReleases):
                 done.append(f"service {service.name}")
                 if not dry_run:
                     scale_down_and_remove(self.client, service, 30.0)
-            for container in self.client.containers.list(all=True, filters={"label": [
-                    f"{LABEL}.app={self.app}"]}):
-                if container.labels.get(f"{LABEL}.role") in ("one-off", "hook"):
-                    done.append(f"container {container.name} ({container.status})")
-                    if not dry_run:
-                        container.remove(force=True)
-            for network in self.client.networks.list(names=[self.network]):
-                if network.name == self.network:
-                    done.append(f"network {network.name}")
-                    if not dry_run:
-                        _remove_network(network)
+            done += remove_app_objects(self.client, self.app, self.network, ("one-off", "hook"),
+                                       dry_run, _remove_network)
         return done
 
 

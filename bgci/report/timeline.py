@@ -109,15 +109,16 @@ def _axes(x: Any, y: Any, y_ms: Any, top: float, slowest: float, span: float, ze
     out.append(f'<text x="6" y="{(MID + BOTTOM) / 2 + 10:.0f}" fill="#57606a">{escape(kind)} ms'
                "</text>")
     tick = _nice(span / 8)
-    first = math.ceil(-zero / tick) * tick
-    value = first
-    while value + zero <= span + 1e-9:
+    first = math.ceil(-zero / tick)
+    for n in range(first, first + int(span / tick + 1e-9) + 2):
+        value = round(n * tick, 6)  # a multiple of the tick: no float drift such as 5.6e-17
+        if value + zero > span + 1e-9:
+            break
         at = x(value + zero)
         out.append(f'<line x1="{at:.1f}" y1="{BOTTOM}" x2="{at:.1f}" y2="{BOTTOM + 4}" '
                    'stroke="#8c959f"/>')
         out.append(f'<text x="{at:.1f}" y="{BOTTOM + 16}" text-anchor="middle">'
-                   f"{value:+g}s</text>")
-        value += tick
+                   f"{'0' if n == 0 else f'{value:+g}'}s</text>")
     return out
 
 

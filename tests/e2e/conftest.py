@@ -33,7 +33,7 @@ from e2e_support import (
     make_project,
     test_env,
 )
-from e2e_swarm import SwarmTarget, deselect_beyond_subset, single_node_swarm
+from e2e_swarm import SwarmTarget, beyond_subset, single_node_swarm
 
 # The empty image bgci makes its state and lock containers from (bgci/platforms/docker.py).
 STATE_IMAGE = "bgci/state:1"
@@ -124,8 +124,21 @@ def process_releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proce
 
 # -- swarm ------------------------------------------------------------------------------------
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Swarm runs a subset of the platform-neutral tests unless BGCI_E2E_SWARM=all (e2e_swarm.py)."""
-    deselect_beyond_subset(items, config)
+    """A test marked ``@pytest.mark.platforms(KIND, ...)`` (or one of its params so marked) runs
+    on those platforms only: its other platforms' items are deselected, never skipped. Swarm runs
+    a subset of the platform-neutral tests unless BGCI_E2E_SWARM=all (e2e_swarm.py)."""
+    dropped = [item for item in items if on_another_platform(item) or beyond_subset(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        gone = set(dropped)
+        items[:] = [item for item in items if item not in gone]
+
+
+def on_another_platform(item: pytest.Item) -> bool:
+    kinds = {param.values[0] for param in PLATFORMS}
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    on = next((v for v in params.values() if isinstance(v, str) and v in kinds), None)
+    return on is not None and any(on not in m.args for m in item.iter_markers("platforms"))
 
 
 @pytest.fixture(scope="session")

@@ -114,6 +114,10 @@ class Ansible:
             "ANSIBLE_NOCOLOR": "1",
             "ANSIBLE_RETRY_FILES_ENABLED": "0",
             "ANSIBLE_DEPRECATION_WARNINGS": "0",
+            # ssh's ControlPath is a Unix socket (at most 107 bytes): under pytest's deep tmp
+            # paths ~/.ansible/cp/... is too long, so the socket is named by ssh's own hash
+            # (%C) in /tmp; ssh removes it when the master connection ends.
+            "ANSIBLE_SSH_CONTROL_PATH": "/tmp/bgci-ssh-%%C",
         })
 
     def play(self, playbook: str, variables: dict[str, Any], *options: str) -> Played:

@@ -72,10 +72,9 @@ def test_an_app_that_crashes_at_start_fails_fast_with_its_traceback(app: SharedA
 
 
 @pytest.mark.e2e
+@pytest.mark.platforms("process")  # the same output on every platform: process proves it
 def test_a_long_wait_says_what_it_waits_for_every_few_seconds(app: SharedApp) -> None:
     p = app.p
-    if p.target.kind != "process":
-        pytest.skip("the same output on every platform: the process platform proves it")
     run = p.run("--set", "health.deadline=40", "deploy-green", "--image",
                 p.target.release("unhealthy"), expect=1)
     stamps = [float(m.group(1)) for m in re.finditer(
@@ -99,10 +98,9 @@ def test_status_json_after_the_command_and_no_colour_with_no_color(app: SharedAp
 
 
 @pytest.mark.e2e
+@pytest.mark.platforms("process")  # the same output on every platform: process proves it
 def test_a_failed_stage_raises_a_github_error_annotation(app: SharedApp) -> None:
     p = app.p
-    if p.target.kind != "process":
-        pytest.skip("the same output on every platform: the process platform proves it")
     env = {"GITHUB_ACTIONS": "true", "GITHUB_REPOSITORY": "shop/app", "GITHUB_RUN_ID": "1"}
     run = p.run("--set", "health.path=/health", "deploy-green", "--image", app.fresh("v1"),
                 expect=1, env=env)

@@ -126,12 +126,10 @@ def refused_with(run: Run, *words: str) -> None:
 
 # -- the app's own settings reach only the colour the new release goes to ------------------
 @pytest.mark.e2e
+@pytest.mark.platforms("docker", "swarm")  # the process platform picks a free port per colour
 def test_a_new_port_reaches_only_the_new_release_and_rollback_keeps_the_old(
         app: SharedApp) -> None:
     p = app.p
-    if p.target.kind == "process":
-        pytest.skip("the process platform picks a free port for each colour: platform.port "
-                    "is not used there")
     live, version = live_release(app)
     idle = other(live)
     with config_changed(p, {"platform.port": 9000}), no_retry_load(p) as loop:
@@ -172,10 +170,9 @@ def test_new_environment_reaches_only_the_idle_colour_and_a_changed_spec_restart
 
 
 @pytest.mark.e2e
+@pytest.mark.platforms("process")  # platform.command is the process platform's
 def test_a_new_command_reaches_only_the_idle_colour(app: SharedApp) -> None:
     p = app.p
-    if p.target.kind != "process":
-        pytest.skip("platform.command is the process platform's")
     live, version = live_release(app)
     command = tomllib.loads((p.root / "bgci.toml").read_text())["platform"]["command"]
     with config_changed(p, {"platform.command": "exit 3 # " + command}), no_retry_load(p) as loop:
@@ -265,12 +262,15 @@ def _remove_router(p: Project) -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("drift", ["router removed", "router killed", "colours stopped"])
+@pytest.mark.parametrize("drift", [
+    "router removed",
+    # on swarm, Swarm itself restarts killed tasks
+    pytest.param("router killed", marks=pytest.mark.platforms("docker", "process")),
+    pytest.param("colours stopped", marks=pytest.mark.platforms("docker", "process")),
+])
 def test_drift_is_healed_from_the_state_before_the_idle_colour_is_touched(
         app: SharedApp, drift: str) -> None:
     p = app.p
-    if p.target.kind == "swarm" and drift != "router removed":
-        pytest.skip("on swarm, Swarm itself restarts killed tasks")
     live, version = live_release(app)
     if drift == "router removed":
         _remove_router(p)
@@ -305,10 +305,9 @@ def test_drift_is_healed_from_the_state_before_the_idle_colour_is_touched(
 
 
 @pytest.mark.e2e
+@pytest.mark.platforms("docker", "process")  # the same on every platform: these prove it
 def test_a_router_that_drifted_from_the_state_is_sent_back(app: SharedApp) -> None:
     p = app.p
-    if p.target.kind == "swarm":
-        pytest.skip("the same on every platform: docker and process prove it")
     live, version = live_release(app)
     p.run("deploy-green", "--image", app.fresh("v2"))
     # the router is moved to the idle colour by hand, behind bgci's back
@@ -363,11 +362,10 @@ def test_after_down_every_stage_refuses_until_up_brings_back_the_live_release(
 
 # -- a pipeline acts only on its own release -------------------------------------------------
 @pytest.mark.e2e
+@pytest.mark.platforms("docker", "process")  # the same on every platform: these prove it
 def test_two_interleaved_pipelines_never_verify_or_switch_each_others_release(
         app: SharedApp) -> None:
     p = app.p
-    if p.target.kind == "swarm":
-        pytest.skip("the same on every platform: docker and process prove it")
     live, version = live_release(app)
     first, second = app.fresh("v2"), app.fresh("v2")
     with no_retry_load(p) as loop:
@@ -388,10 +386,9 @@ def test_two_interleaved_pipelines_never_verify_or_switch_each_others_release(
 
 
 @pytest.mark.e2e
+@pytest.mark.platforms("docker", "process")  # the same on every platform: these prove it
 def test_an_empty_image_and_a_build_of_another_app_are_usage_errors(app: SharedApp) -> None:
     p = app.p
-    if p.target.kind == "swarm":
-        pytest.skip("the same on every platform: docker and process prove it")
     empty = p.run("deploy-green", "--image", "", expect=2)
     assert "--image is empty" in empty.err
     (p.reports / "build.json").write_text('{"app": "someone-else", "exit_code": 0, '

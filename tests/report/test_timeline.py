@@ -104,3 +104,17 @@ def test_report_html_lists_every_stage_of_the_run(tmp_path: Path) -> None:
     assert [s for s in ("deploy-green", "verify", "switch") if f">{s}</a>" in table] == [
         "deploy-green", "verify", "switch"]
     assert "switch said so" in table
+
+
+def test_the_time_axis_reads_as_a_person_would_write_it() -> None:
+    # a decision 0.93 s into the watch: ticks every 0.2 s to the left of it once added up to
+    # -5.55112e-17 where "0" belonged
+    timeline = {"t0": 0.0, "step": 0.1, "source": "a router", "latency_kind": "p95",
+                "series": {"blue": {"requests": [40.0] * 14, "errors": [0.0] * 14,
+                                    "latency_ms": [3.0] * 14}},
+                "marks": [{"name": "decision", "t": 0.93}, {"name": "cut-over", "t": 1.12}]}
+    root = ET.fromstring(svg(timeline, "bgci switch of shop: passed"))
+    ticks = [t.text for t in root.iter(f"{SVG}text") if (t.text or "").endswith("s")
+             and (t.text or "")[:1] in "+-0"]
+    assert "0s" in ticks, ticks
+    assert all(len(tick) <= 6 for tick in ticks), ticks  # "+0.2s", "-0.8s": no float drift

@@ -31,11 +31,6 @@ def world() -> World:
     return w
 
 
-@pytest.fixture
-def p(tmp_path: Path, world: World) -> Pipeline:
-    return Pipeline(tmp_path, world)
-
-
 def test_each_release_is_recorded_with_its_deploy_and_live_times(p: Pipeline) -> None:
     p.release("app:1.0")
     p.release("app:2.0")
