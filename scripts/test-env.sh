@@ -475,3 +475,34 @@ done
 /usr/sbin/named -v >/dev/null || die "/usr/sbin/named -v does not run"
 /usr/sbin/unbound -V >/dev/null || die "/usr/sbin/unbound -V does not run"
 say "dns: $(/usr/sbin/named -v), unbound $(/usr/sbin/unbound -V | sed -n 's/^Version //p')"
+
+# ---- test hosts and a registry (scripts/test-cluster.sh, tests/e2e/test_cluster.py) -----------
+# The multi-node swarm and registry tests run on Docker engines of their own, each a dockerd in a
+# network namespace of its own (iproute2 makes them; each also runs an sshd), and push to and pull
+# from Debian's docker-registry, which scripts/test-cluster.sh starts beside them (the service the
+# package starts is stopped: the test hosts' registry is a process of its own, with a password).
+# The test session starts the hosts itself and removes them at the end.
+CLUSTER_PACKAGES=(iproute2 docker-registry)
+missing=()
+for pkg in "${CLUSTER_PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
+if ((${#missing[@]})); then
+    apt_lists_present || apt-get update -qq
+    say "installing ${missing[*]}"
+    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+else
+    say "iproute2, docker-registry: present"
+fi
+if [[ -x /etc/init.d/docker-registry ]] && service docker-registry status >/dev/null 2>&1; then
+    say "stopping the docker-registry system service"
+    service docker-registry stop >/dev/null 2>&1 || true
+fi
+if [[ -d /run/systemd/system ]]; then
+    systemctl disable --now docker-registry >/dev/null 2>&1 || true
+elif [[ -x /etc/init.d/docker-registry ]]; then
+    update-rc.d docker-registry disable >/dev/null 2>&1 || true
+fi
+/usr/bin/docker-registry --version >/dev/null || die "/usr/bin/docker-registry --version does not run"
+say "test hosts: $(/usr/bin/docker-registry --version | head -1); scripts/test-cluster.sh starts them"

@@ -1,9 +1,11 @@
 """Scheduling of the end-to-end suite under pytest-xdist (tox's e2e env runs it with -n).
 
 Tests share one Docker engine. Most of them only use their own apps and free ports and run side by
-side; three kinds may not:
+side; four kinds may not:
 - everything that turns the engine into a swarm and back (swarm platform, its store, the benchmark's
   swarm baseline) runs in one worker, one test at a time (``xdist_group("swarm")``);
+- the tests on the test hosts of scripts/test-cluster.sh (marker ``cluster``) run in one worker,
+  which starts them once and removes them at the end (``xdist_group("cluster")``);
 - the tests that bind the examples' fixed ports 8080/8081 run in one worker (``fixed-ports``);
 - a test that restarts the Docker engine runs alone, after everything else (marker ``serial``).
 """
@@ -24,5 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.serial)
         elif filename in SWARM_FILES or "swarm" in item.keywords:
             item.add_marker(pytest.mark.xdist_group("swarm"))
+        elif "cluster" in item.keywords:
+            item.add_marker(pytest.mark.xdist_group("cluster"))
         elif item.originalname in FIXED_PORT_TESTS:
             item.add_marker(pytest.mark.xdist_group("fixed-ports"))

@@ -12,8 +12,10 @@
   Swarm configs (``bgci.state.swarm``), so any manager of the swarm sees the same deployment.
 
 ``DOCKER_HOST`` must point at a manager. Images are run by registry digest when they have one
-(``build.push``): every node can pull them. An image that only exists on the engine bgci talks to
-is run by its ID, which suits a single-node swarm only.
+(``build.push``, or an image pulled from a registry): every node pulls that very image, with the
+registry account of the environment (``BGCI_REGISTRY_USER``/``BGCI_REGISTRY_PASSWORD``) passed
+along with the service. An image that only exists on the engine bgci talks to is run by its ID,
+which suits a single-node swarm only.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from bgci.docker_engine import (
     spec_label,
     spec_of,
 )
-from bgci.docker_images import EngineReleases
+from bgci.docker_images import EngineReleases, log_in, repository
 from bgci.errors import InfraError
 from bgci.log import Log
 from bgci.model import COLOURS, Colour, ColourSpec, Instance, Release
@@ -86,14 +88,17 @@ class SwarmPlatform(EngineReleases):
 
     def _service_image(self, release: Release, log: Log) -> str:
         """What the nodes run: the registry digest when there is one, else the local image ID."""
+        if "@" in release.image:  # pushed (build.push) or pulled: each node pulls that image
+            log_in(self.client, release.image)  # the service carries the account to the nodes
+            return release.image
         try:
             image = self.client.images.get(release.digest or release.image)
         except docker.errors.ImageNotFound:
             return release.image  # not on this engine: each node pulls it
-        head, _, tail = release.image.rpartition(":")
-        repo = head if head and "/" not in tail else release.image
+        repo = repository(release.image)
         for digest in image.attrs.get("RepoDigests") or []:
             if digest.split("@")[0] == repo:
+                log_in(self.client, release.image)
                 return str(digest)
         nodes = int((self.client.info().get("Swarm") or {}).get("Nodes") or 1)
         if nodes > 1:

@@ -141,11 +141,13 @@ def _same_tag_other_digest(d: Deployment, result: StageResult, release: Release)
         records = d.store.read().releases.values()
     except BgciError:  # the state is not reachable from here: nothing to compare with
         return
+    tagged = release.image.split("@", 1)[0]  # a pushed release is pinned to its digest too
     before = sorted({r.release.digest for r in records
-                     if r.release.image == release.image and r.release.digest != release.digest})
+                     if r.release.image.split("@", 1)[0] == tagged
+                     and r.release.digest != release.digest})
     if not before:
         return
-    message = (f"{release.image} now names {release.digest[:19]}, but bgci deployed it as "
+    message = (f"{tagged} now names {release.digest[:19]}, but bgci deployed it as "
                f"{', '.join(b[:19] for b in before)}: one tag, two images. Deployed colours keep "
                "their digest; build each change from its own commit (or pass --tag) so that a "
                "tag names one image")
