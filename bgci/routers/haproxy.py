@@ -165,6 +165,20 @@ def parse_map(text: str) -> dict[str, str]:
     return entries
 
 
+def live_in(show_map: str, where: str) -> Colour | None:
+    """The live colour in ``show map``'s answer: ``None`` for ``live none`` (before the first
+    switch). An answer without the live entry was not read (an empty or cut-off reply: the map
+    bgci drives always has it), and is an error: a stage must never take it for "nothing is
+    live" and move traffic on that belief."""
+    entries = parse_map(show_map)
+    if "live" not in entries:
+        raise InfraError(f"{where} answered `show map` without the live entry "
+                         f"({show_map.strip()[:120] or 'an empty answer'}): the live colour "
+                         "could not be read", "nothing was changed; run the stage again")
+    value = entries["live"]
+    return value if value in COLOURS else None
+
+
 class HAProxyRouter(RouterBase):
     """HAProxy on ``host``: bgci's own (``host.managed``) or the user's, driven the same way."""
 
@@ -436,9 +450,7 @@ class HAProxyRouter(RouterBase):
             self._write(changed)
 
     def live(self) -> Colour | None:
-        entries = parse_map(self._admin(f"show map {self.map}"))
-        value = entries.get("live")
-        return value if value in COLOURS else None
+        return live_in(self._admin(f"show map {self.map}"), self.where)
 
     def _apply_backends(self) -> None:
         self._sync_servers()

@@ -1,11 +1,15 @@
-"""What bgci reads of a router's own counters, from the text each one gives: HAProxy's
-``show stat`` and nginx's JSON access log (its format in the site bgci writes)."""
+"""What bgci reads of a router, from the text each one gives: HAProxy's ``show stat`` and
+``show map``, and nginx's JSON access log (its format in the site bgci writes)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import pytest
+
+from bgci.errors import InfraError
+from bgci.routers.haproxy import live_in
 from bgci.routers.haproxy_stat import backend_stats, traffic_of
 from bgci.routers.nginx_conf import render_site
 from bgci.routers.nginx_log import LIMIT, AccessLog, parse_lines
@@ -77,3 +81,14 @@ def test_a_big_nginx_log_is_emptied_when_bgci_first_looks(tmp_path: Path) -> Non
     counted = AccessLog(lambda offset: (LIMIT + 1, b""), lambda: emptied.append(True))
     counted.counters()
     assert emptied == [True] and counted.offset == 0
+
+
+def test_haproxy_live_is_read_from_the_map_and_an_unread_map_is_an_error() -> None:
+    assert live_in("0x55d0 live green\n0x55d1 preview blue\n", "router") == "green"
+    assert live_in("0x55d0 live none\n0x55d1 preview blue\n", "router") is None
+    # an empty or cut-off answer (seen under load) is not "nothing is live": a stage that took
+    # it so would "heal" the router by switching it
+    for answer in ("", "\n", "0x55d1 preview blue\n"):
+        with pytest.raises(InfraError) as raised:
+            live_in(answer, "router bgci-shop-router")
+        assert "could not be read" in raised.value.message and raised.value.exit_code == 3
