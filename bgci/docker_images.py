@@ -52,7 +52,7 @@ def build_image(client: docker.DockerClient, config: Config, tag: str, log: Log,
     with engine(f"build {ref}"):
         stream = client.api.build(
             path=str(context), dockerfile=cfg.dockerfile, tag=ref, buildargs=cfg.build_args,
-            labels=labels, rm=True, decode=True,
+            labels=labels, rm=True, forcerm=True, decode=True,  # none left by a failed build
         )
         tail: list[str] = []
         for chunk in stream:
