@@ -115,6 +115,7 @@ class Transcript:
 # the same 4xx this many times in a row: the health request itself is wrong, not the app slow
 EARLY_4XX = 3
 WATCH_EVERY = 1.0  # seconds between two looks at whether the colour's process still runs
+SETTLED_GAP = 0.05  # seconds between the probes of a colour an earlier stage saw healthy
 
 
 def client_error_hint(status: int, cfg: HealthConfig) -> str:
@@ -149,8 +150,14 @@ def wait_healthy(
     series: ProbeSeries | None = None,
     watch: Callable[[], str] | None = None,
     reach: Reacher | None = None,
+    settled: bool = False,
 ) -> Check:
     """Probe until ``cfg.successes`` in a row pass, or ``deadline`` (default cfg.deadline) passes.
+
+    ``settled``: an earlier stage already waited for this colour to become healthy (it runs the
+    release that stage started), so this is one fresh probe set: the probes follow each other
+    SETTLED_GAP apart while they pass; after a failure they are ``cfg.interval`` apart, as for a
+    colour that is starting.
 
     Fails early, saying why, when the answer cannot get better by waiting: ``watch`` (called about
     once a second) says the colour's process exited or restarts in a loop, or the same 4xx came
@@ -189,6 +196,8 @@ def wait_healthy(
                 if crashed:
                     return Check(name, "failed", elapsed, f"not healthy at {target}: {crashed}",
                                  transcript.text())
+            if not result.ok:
+                settled = False  # not what the earlier stage saw: wait as for a start
             if elapsed >= limit:
                 hint = no_answer_hint(result.detail)
                 return Check(
@@ -196,7 +205,7 @@ def wait_healthy(
                     f"not healthy after {limit:.0f}s at {target}: {result.detail}"
                     + (f"; {hint}" if hint else ""), transcript.text(),
                 )
-            time.sleep(cfg.interval)
+            time.sleep(min(SETTLED_GAP, cfg.interval) if settled else cfg.interval)
 
 
 def p95(values: list[float]) -> float:

@@ -112,7 +112,10 @@ class HealthConfig:
     contains: str = field(default="", metadata=meta("substring the body must contain"))
     host: str = field(default="", metadata=meta("Host header to send"))
     timeout: float = field(default=2.0, metadata=meta("per request, seconds"))
-    interval: float = field(default=0.5, metadata=meta("seconds between probes"))
+    interval: float = field(default=0.5, metadata=meta(
+        "seconds between probes of a colour that is starting; verify, switch and an instant "
+        "rollback probe a release an earlier stage saw healthy back to back (one fresh set), "
+        "at this interval again after a failure"))
     deadline: float = field(default=60.0, metadata=meta("give up after, seconds"))
     successes: int = field(default=3, metadata=meta("consecutive successes required"))
 

@@ -63,6 +63,28 @@ def test_a_failure_resets_the_streak() -> None:
     assert len(lines) == 3 and "(x2," in lines[0] and "FAIL" in lines[1] and "(x3," in lines[2]
 
 
+def test_a_settled_colour_gets_one_fresh_probe_set_and_a_failure_brings_back_the_interval(
+        ) -> None:
+    # a colour an earlier stage saw healthy: 3 probes back to back, not 3 intervals of 0.5 s
+    cfg = HealthConfig(successes=3, deadline=10, interval=0.5, timeout=1.0)
+    with serve(Script()) as url:
+        started = time.monotonic()
+        check = wait_healthy(url, cfg, StderrLog(-1), name="h", settled=True)
+        settled = time.monotonic() - started
+        started = time.monotonic()
+        wait_healthy(url, cfg, StderrLog(-1), name="h")
+        starting = time.monotonic() - started
+    assert check.outcome == "passed" and "3 consecutive successes" in check.message
+    assert settled < starting / 2, (settled, starting)  # ~0.1 s against ~1.0 s
+    # not what the earlier stage saw (a failure): the streak is waited for at cfg.interval again
+    with serve(Script(statuses=[500])) as url:
+        started = time.monotonic()
+        check = wait_healthy(url, cfg, StderrLog(-1), name="h", settled=True)
+        elapsed = time.monotonic() - started
+    assert check.outcome == "passed" and "FAIL" in check.output
+    assert elapsed >= 3 * cfg.interval, elapsed  # the failure, then 3 successes 0.5 s apart
+
+
 def test_p95() -> None:
     assert p95([]) == 0.0
     assert p95([5.0]) == 5.0

@@ -53,11 +53,13 @@ def history(d: Deployment, state: State, stage: str, change: str, release: Relea
 
 
 def health_check(d: Deployment, colour: Colour, name: str, *, deadline: float | None = None,
-                 live: bool = False) -> Check:
-    """Health of ``colour`` through the preview address (or the live one when it is live)."""
+                 live: bool = False, settled: bool = False) -> Check:
+    """Health of ``colour`` through the preview address (or the live one when it is live);
+    ``settled``: an earlier stage saw it healthy, one fresh probe set will do (wait_healthy)."""
     url = d.router.live_url if live else d.router.preview_url
     return wait_healthy(url, d.config.health, d.log, name=name, colour=colour, deadline=deadline,
-                        watch=lambda: d.platform.failure(colour), reach=d.router.reach)
+                        watch=lambda: d.platform.failure(colour), reach=d.router.reach,
+                        settled=settled)
 
 
 @waits_on("app")

@@ -90,7 +90,7 @@ def rollback_traffic(d: Deployment, result: StageResult, state: State, *, reason
             started = d.platform.start(target, release, spec, d.log)
             d.router.set_backend(target, started.address)
             checkpoint("rollback:recreated")
-    _move(d, result, state, live, target, release, bad, reason, watch)
+    _move(d, result, state, live, target, release, bad, reason, watch, settled=instant)
 
 
 def rollback_to(d: Deployment, result: StageResult, wanted: str, *,
@@ -160,10 +160,13 @@ def rollback_to(d: Deployment, result: StageResult, wanted: str, *,
 
 
 def _move(d: Deployment, result: StageResult, state: State, live: Colour, target: Colour,
-          release: Release, bad: Release | None, reason: str, watch: Watch | None) -> None:
-    """Health of ``target`` through the preview, then live traffic to it, confirmed; ``bad``
-    (what ran live) is quarantined with ``reason``; ``live`` is drained and keeps running."""
-    check = result.add(failing_logs(d, target, health_check(d, target, f"health {target}")))
+          release: Release, bad: Release | None, reason: str, watch: Watch | None, *,
+          settled: bool = False) -> None:
+    """Health of ``target`` through the preview (one fresh probe set when it has been running:
+    ``settled``), then live traffic to it, confirmed; ``bad`` (what ran live) is quarantined
+    with ``reason``; ``live`` is drained and keeps running."""
+    check = result.add(failing_logs(d, target, health_check(d, target, f"health {target}",
+                                                            settled=settled)))
     if not check.ok:
         raise CheckFailed(f"{target} ({release.short}) is not healthy; live traffic stays on "
                           f"{live}: {check.message}", "see rollback.xml")

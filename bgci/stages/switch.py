@@ -29,6 +29,8 @@ from bgci.timings import mark
 
 PRECHECK_DEADLINE = 15.0
 HISTORY = 10  # entries of the history a switch's reports show
+MIN_BASELINE = 1.0  # seconds of the old colour's traffic watched before the decision, at least,
+# when the bake compares the new colour's latency with it (switch.max_p95_increase)
 
 
 def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: bool = False,
@@ -77,9 +79,11 @@ def switch(d: Deployment, result: StageResult, *, force: bool = False, dry_run: 
 
 def _switch(d: Deployment, result: StageResult, state: State, view: View, target: Colour,
             release: Release, watch: Watch, *, dry_run: bool) -> None:
+    # a verified candidate was seen healthy by deploy-green and verify: one fresh probe set
     check = result.add(failing_logs(d, target, health_check(
         d, target, f"health {target} before switch",
-        deadline=min(d.config.health.deadline, PRECHECK_DEADLINE))))
+        deadline=min(d.config.health.deadline, PRECHECK_DEADLINE),
+        settled=state.is_verified(release.digest))))
     if not check.ok:
         raise Refused(f"{target} is not healthy, so live traffic stays on {view.live}: "
                       f"{check.message}", "see switch.xml; fix it and deploy again")
@@ -96,6 +100,10 @@ def _switch(d: Deployment, result: StageResult, state: State, view: View, target
         smoke_after_pre_switch(d, result, target, old)
     baking = d.config.switch.bake > 0 and old is not None
     logs = log_watch(d, target) if baking else None  # its output from the cut-over on
+    if baking and d.config.switch.max_p95_increase > 0:
+        # the new colour is judged against the old one just before the switch: let the router
+        # count some of its traffic first (the fresh health probes above take ~0.1 s)
+        time.sleep(max(0.0, watch.started + MIN_BASELINE - time.time()))
     state.intent = Intent("switch", target, time.time())
     d.store.write(state)  # a run killed from here on is finished (or undone) by the next one
     started = time.monotonic()

@@ -31,9 +31,10 @@ def verify(d: Deployment, result: StageResult, digest: str = "") -> StageResult:
         url = d.router.preview_url
         series = ProbeSeries()
         with d.log.group(f"health of {idle} through {url}"):
+            # deploy-green waited for this release to become healthy: one fresh probe set
             check = result.add(failing_logs(d, idle, wait_healthy(
                 url, d.config.health, d.log, name=f"health {idle}", colour=idle, series=series,
-                watch=lambda: d.platform.failure(idle), reach=d.router.reach)))
+                watch=lambda: d.platform.failure(idle), reach=d.router.reach, settled=True)))
         if check.ok and (d.config.verify.smoke or d.config.verify.smoke_command):
             target = suite_url(d, url)
             with d.log.group(f"smoke suite {suite_name(d.config.verify)} against {target}"):

@@ -178,7 +178,9 @@ def test_the_timeline_counts_what_the_users_sent(tmp_path: Path, world: World) -
         # the router also counted bgci's own requests (probes, confirmation): never fewer but
         # for the one a user had in flight at either end of the timeline
         assert drawn >= sent * 0.95 - 1, (colour, drawn, sent)
-    assert sum(1 for _, c, _ in load.answers if c == "green") > 20
+    # users reached green inside the timeline (how many depends on the machine's load: the
+    # 1 s bake alone sees hundreds on a quiet one, a few dozen on a busy one)
+    assert sum(1 for at, c, _ in load.answers if c == "green" and t0 < at <= end) >= 5
 
 
 def test_latency_is_judged_against_a_budget_and_the_old_colour(tmp_path: Path,
