@@ -7,6 +7,9 @@ side; four kinds may not:
 - the tests on the test hosts of scripts/test-cluster.sh (marker ``cluster``) run in one worker,
   which starts them once and removes them at the end (``xdist_group("cluster")``);
 - the tests that bind the examples' fixed ports 8080/8081 run in one worker (``fixed-ports``);
+- the tests that build the examples' Dockerfiles on the engine run in one worker
+  (``example-images``): they share its layer cache, and one removing its image while another
+  rebuilds the same layers made that rebuild a new image;
 - a test that restarts the Docker engine runs alone, after everything else (marker ``serial``).
 """
 
@@ -17,6 +20,9 @@ import pytest
 SERIAL_FILES = ("test_faults_engine.py",)
 SWARM_FILES = ("test_swarm_platform.py", "test_swarm_store.py", "test_bench_quick.py")
 FIXED_PORT_TESTS = ("test_the_quickstart_runs_whole_and_leaves_nothing_running",)
+EXAMPLE_IMAGE_TESTS = ("test_example_builds_and_deploys_on_docker",
+                       "test_the_docker_variant_migrates_once_in_a_one_off_on_the_shared_volume",
+                       "test_init_writes_a_config_with_which_deploy_succeeds_unchanged")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -30,3 +36,5 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("cluster"))
         elif item.originalname in FIXED_PORT_TESTS:
             item.add_marker(pytest.mark.xdist_group("fixed-ports"))
+        elif item.originalname in EXAMPLE_IMAGE_TESTS and "docker" in item.name:
+            item.add_marker(pytest.mark.xdist_group("example-images"))

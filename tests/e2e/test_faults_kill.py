@@ -156,7 +156,7 @@ def _deploy_green(app: SharedApp, point: str) -> None:
     colour = status["colours"][idle]
     assert {k: colour[k] for k in ("image", "running", "healthy", "candidate", "quarantined")} == {
         "image": ref, "running": True, "healthy": True, "candidate": True, "quarantined": False,
-    }, colour
+    }, (colour.get("health"), colour)  # what the probes saw first: a long dict is cut
     assert status["colours"][live]["candidate"] is False
     # the deploy is recorded once the re-run finished it, whatever the kill left behind
     entry = last(status, "deploy-green")
