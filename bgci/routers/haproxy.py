@@ -384,9 +384,37 @@ class HAProxyRouter(RouterBase):
                 "changed", "`bgci router reboot` restarts it with bgci's current configuration, "
                 "which reloads without dropping a connection (the reboot itself cuts live traffic "
                 "for a second or two)")
+        old = self._worker_pid()
         self._write(self._files(live, addresses))
         self.host.signal(self.spec, "USR2")
         self._wait_reloaded(addresses)
+        self._wait_worker_left(old)
+
+    def _worker_pid(self) -> str:
+        """The pid of the worker that answered (``show info``): "" when it did not say."""
+        match = re.search(r"^Pid: (\d+)", self._admin("show info"), re.MULTILINE)
+        return match.group(1) if match else ""
+
+    @waits_on("router")
+    def _wait_worker_left(self, old: str) -> None:
+        """Until only the new worker answers the runtime API. For a moment after a reload both
+        workers accept on the socket they share; a ``set`` the old one took would be lost with
+        it, and a read it took would be cut off. Several answers in a row from another pid
+        mean the master has told the old worker to stop."""
+        if not old:
+            return
+        deadline = time.monotonic() + RELOAD_TIMEOUT
+        in_a_row = 0
+        while in_a_row < 5:
+            try:
+                in_a_row = in_a_row + 1 if self._worker_pid() not in ("", old) else 0
+            except InfraError:
+                in_a_row = 0
+            if time.monotonic() > deadline:
+                raise InfraError(f"HAProxy ({self.spec.name}) still answers from its old worker "
+                                 f"(pid {old}) {RELOAD_TIMEOUT:.0f}s after a reload",
+                                 "its log says why; live traffic is where it was")
+            time.sleep(0.05)
 
     @waits_on("router")
     def _wait_reloaded(self, addresses: Mapping[Colour, str]) -> None:
@@ -450,7 +478,16 @@ class HAProxyRouter(RouterBase):
             self._write(changed)
 
     def live(self) -> Colour | None:
-        return live_in(self._admin(f"show map {self.map}"), self.where)
+        """The live entry of the map, as HAProxy answers it now. An answer cut off (a worker
+        that stopped while answering) is read again, twice at most."""
+        for _ in range(2):
+            answer = self._admin(f"show map {self.map}")
+            if "live" in parse_map(answer):
+                break
+            time.sleep(0.2)
+        else:
+            answer = self._admin(f"show map {self.map}")
+        return live_in(answer, self.where)
 
     def _apply_backends(self) -> None:
         self._sync_servers()

@@ -33,10 +33,10 @@ from tests.helpers.images import (  # noqa: E402
     EXAMPLE_APP,
     apply_overrides,
     default_config,
-    free_port,
     test_env,
     to_toml,
 )
+from tests.helpers.ports import fresh_port  # noqa: E402
 
 SETUP_HINT = "run `bash scripts/test-env.sh` as root first (it starts dockerd and builds the test images)"
 COLOUR_HEADER = "X-Bgci-Color"
@@ -72,19 +72,6 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def unique_app(prefix: str = "e2e") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
-
-
-_HANDED_OUT: set[int] = set()
-
-
-def fresh_port() -> int:
-    """A free 127.0.0.1 port not handed to any other project of this session."""
-    for _ in range(100):
-        port = free_port()
-        if port not in _HANDED_OUT:
-            _HANDED_OUT.add(port)
-            return port
-    raise RuntimeError("no free port found on 127.0.0.1")
 
 
 # -- one CLI call ----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 import requests
 
@@ -401,12 +402,24 @@ def _colour_record(p: Project, colour: str) -> Any:
     return record
 
 
-def crash_colour(p: Project, colour: str) -> None:
+def crash_colour(p: Project, colour: str, *, if_running: bool = False) -> None:
     """The colour's instance dies and stays dead: `docker kill` (a restart policy does not apply
-    to it), or SIGKILL to the colour's process group on the process platform."""
+    to it), or SIGKILL to the colour's process group on the process platform. With
+    ``if_running``, a colour that has no instance (never deployed, or removed) is left as is."""
     if p.target.kind == "docker":
-        _container(p, f"{p.app}-{colour}").kill()
+        try:
+            container = _container(p, f"{p.app}-{colour}")
+        except docker.errors.NotFound:
+            if if_running:
+                return
+            raise
+        if if_running and container.status != "running":
+            return
+        container.kill()
     elif p.target.kind == "process":
+        state_dir: Path = p.target.state_dir  # type: ignore[attr-defined]
+        if if_running and not (state_dir / p.app / "colours" / colour / "process.json").exists():
+            return
         with contextlib.suppress(ProcessLookupError):
             os.killpg(_colour_record(p, colour).pid, signal.SIGKILL)  # the colour's own group
     else:

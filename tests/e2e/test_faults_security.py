@@ -22,9 +22,9 @@ from faults_support import PLATFORMS
 
 from bgci import detached, sockets
 from bgci.config import load_config
-from bgci.platforms.process import free_port
 from bgci.registry import make_router, open_site
 from bgci.routers import caddy, haproxy
+from tests.helpers.ports import fresh_port
 
 pytestmark = pytest.mark.e2e
 
@@ -96,7 +96,7 @@ ADMIN_SOCKETS = {"haproxy": haproxy.ADMIN_SOCKET, "caddy": caddy.ADMIN_SOCKET}
 @pytest.mark.process
 @pytest.mark.parametrize("kind", ["haproxy", "traefik", "caddy"])
 def test_local_router_admin_is_local_and_owner_only(tmp_path: Path, kind: str) -> None:
-    listen, preview = free_port(), free_port()
+    listen, preview = fresh_port(), fresh_port()
     (tmp_path / "bgci.toml").write_text(
         'app = "shop"\n[platform]\nkind = "process"\ncommand = "true"\nstate_dir = "state"\n'
         f'[router]\nkind = "{kind}"\nlisten = "127.0.0.1:{listen}"\n'

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -32,6 +31,8 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.resolver
+
+from tests.helpers.ports import fresh_port
 
 SETUP_HINT = "run `bash scripts/test-env.sh` as root first (it installs bind9 and unbound)"
 ZONE = "bgci.test"
@@ -51,34 +52,13 @@ def new_secret() -> str:
 
 
 def free_port() -> int:
-    """A port of 127.0.0.1 free for both TCP and UDP right now (a DNS server listens on both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port: int = tcp.getsockname()[1]
-            try:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                    udp.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no port of 127.0.0.1 is free for both TCP and UDP")
+    """A port of 127.0.0.1 free for both TCP and UDP (a DNS server listens on both)."""
+    return fresh_port(udp=True)
 
 
 def free_port_on(*hosts: str) -> int:
     """A TCP port free on each of ``hosts`` (loopback addresses), for colours on one port."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as first:
-            first.bind((hosts[0], 0))
-            port: int = first.getsockname()[1]
-            try:
-                for host in hosts[1:]:
-                    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
-                        other.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no port free on all of {', '.join(hosts)}")
+    return fresh_port(hosts=hosts)
 
 
 def query(server: tuple[str, int], name: str, rdtype: str = "A") -> list[str]:

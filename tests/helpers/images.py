@@ -11,7 +11,6 @@ import math
 import os
 import re
 import shutil
-import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,14 +74,6 @@ def test_env() -> dict[str, str]:
 
 # Its name starts with "test": keep pytest from collecting it where a test module imports it.
 test_env.__test__ = False  # type: ignore[attr-defined]
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def default_config(facts: Mapping[str, str] | None = None) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,14 +12,9 @@ from pathlib import Path
 
 import requests
 
+from tests.helpers.ports import fresh_port
+
 BINARY = "prometheus"
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @contextlib.contextmanager
@@ -38,7 +32,7 @@ def prometheus(workdir: Path, targets: list[str], metrics_path: str = "/metrics"
                       "scrape_configs:\n  - job_name: bgci-test\n"
                       f"    metrics_path: {metrics_path}\n"
                       f"    static_configs:\n      - targets: [{listed}]\n", encoding="utf-8")
-    port = _free_port()
+    port = fresh_port()
     url = f"http://127.0.0.1:{port}"
     log = workdir / "prometheus.log"
     with log.open("wb") as out:

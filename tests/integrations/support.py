@@ -27,7 +27,8 @@ from typing import Any
 
 import pytest
 
-from tests.helpers.images import free_port, make_app_copy, test_env
+from tests.helpers.images import make_app_copy, test_env
+from tests.helpers.ports import fresh_port
 
 REPO = Path(__file__).resolve().parents[2]
 SETUP_HINT = "run `bash scripts/test-env.sh` as root first (it installs the CI tools and images)"
@@ -167,9 +168,9 @@ def make_repo(dest: Path, app: str, *, version: str = "1.0.0",
         else:
             shutil.copy2(source, dest / name)
     (dest / ".gitignore").write_text("bgci-reports/\n.gitlab-ci-local/\n", encoding="utf-8")
-    listen, preview = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    listen, preview = f"127.0.0.1:{fresh_port()}", f"127.0.0.1:{fresh_port()}"
     while preview == listen:
-        preview = f"127.0.0.1:{free_port()}"
+        preview = f"127.0.0.1:{fresh_port()}"
     if with_app:
         config = {"app": app, "router": {"listen": listen, "preview": preview},
                   "health": {"interval": 0.2, "successes": 2},
@@ -199,9 +200,9 @@ def make_defaults_repo(dest: Path, app: str, state: Path) -> AppRepo:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, target)
     shutil.copytree(REPO / "templates", dest / "templates")
-    listen, preview = f"127.0.0.1:{free_port()}", f"127.0.0.1:{free_port()}"
+    listen, preview = f"127.0.0.1:{fresh_port()}", f"127.0.0.1:{fresh_port()}"
     while preview == listen:
-        preview = f"127.0.0.1:{free_port()}"
+        preview = f"127.0.0.1:{fresh_port()}"
     make_app_copy(dest, "1.0.0", {
         "app": app,
         "platform": {"kind": "process", "command": PROCESS_COMMAND, "state_dir": str(state),

@@ -46,8 +46,8 @@ from tests.helpers.routers import (  # noqa: E402
     UserRouter,
     backends,
     bgci_toml,
-    free_port,
     fresh_colours,
+    fresh_port,
     get,
     tree,
     user_router,
@@ -133,7 +133,7 @@ def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = Non
             user.start()
             listen, preview = user.listen, user.preview
         else:
-            listen, preview = (f"127.0.0.1:{free_port()}" for _ in range(2))
+            listen, preview = (f"127.0.0.1:{fresh_port()}" for _ in range(2))
         config_file = tmp_path / "bgci.toml"
         config_file.write_text(bgci_toml(kind, tmp_path / "state", listen=listen, preview=preview,
                                          attach=user.config if user else None, extra=extra,

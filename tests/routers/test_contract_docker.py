@@ -36,7 +36,7 @@ from bgci.hosts.docker import shared_dir  # noqa: E402
 from bgci.ports import Router  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.stages.watch import Watch  # noqa: E402
-from tests.helpers.routers import SETUP_HINT, Load, free_port, fresh_colours  # noqa: E402
+from tests.helpers.routers import SETUP_HINT, Load, fresh_colours, fresh_port  # noqa: E402
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -87,7 +87,7 @@ def containerised(tmp_path: Path, engine: Any, kind: str, extra: str = "") -> It
     (tmp_path / "bgci.toml").write_text(
         f'app = "{app}"\n[platform]\nkind = "docker"\n'
         f'[router]\nkind = "{kind}"\nimage = "{IMAGES[kind]}"\n'
-        f'listen = "127.0.0.1:{free_port()}"\npreview = "127.0.0.1:{free_port()}"\n{extra}'
+        f'listen = "127.0.0.1:{fresh_port()}"\npreview = "127.0.0.1:{fresh_port()}"\n{extra}'
         '[health]\npath = "/"\n[switch]\ndrain = 2\n')
     config = load_config(str(tmp_path / "bgci.toml"), cwd=tmp_path, environ={})
     site = open_site(config)

