@@ -44,7 +44,8 @@ from bgci.model import COLOURS, Colour  # noqa: E402
 from bgci.ports import Router  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.routers.nginx import NginxRouter  # noqa: E402
-from tests.helpers.routers import CLIENTS, Load, backends, bgci_toml, free_port  # noqa: E402
+from tests.helpers.ports import fresh_port  # noqa: E402
+from tests.helpers.routers import CLIENTS, Load, backends, bgci_toml  # noqa: E402
 
 QUIET = StderrLog(verbosity=-1)  # bgci's own lines would interleave with the benchmark's
 
@@ -81,8 +82,8 @@ def bgci_router(row: Row, work: Path, addresses: dict[Colour, str]) -> Iterator[
 @contextlib.contextmanager
 def started(row: Row, work: Path, addresses: dict[Colour, str]) -> Iterator[Router]:
     config_file = work / "bgci.toml"
-    config_file.write_text(bgci_toml(row.kind, work / "state", listen=f"127.0.0.1:{free_port()}",
-                                     preview=f"127.0.0.1:{free_port()}", extra=row.extra))
+    config_file.write_text(bgci_toml(row.kind, work / "state", listen=f"127.0.0.1:{fresh_port()}",
+                                     preview=f"127.0.0.1:{fresh_port()}", extra=row.extra))
     config = load_config(str(config_file), cwd=work, environ={})
     router = make_router(config, open_site(config))
     try:

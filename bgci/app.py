@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -56,6 +56,9 @@ class Options:
     debug: bool = False
     verbosity: int = 0
     overrides: tuple[str, ...] = field(default_factory=tuple)
+    # the command line as bgci was started with it (global options first): what a fleet runs
+    # again on each host
+    argv: tuple[str, ...] = field(default_factory=tuple)
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> NoReturn:
@@ -90,11 +93,17 @@ def run_stages(opts: Options, steps: list[tuple[str, Stage]], lock_wait: float =
                     result.app = config.app
                     redactor.add(config_secrets(config, redactor.extra_names))
                     writable(Path(opts.reports or config.reports.dir))
-                if deployment is None:
-                    deployment = Deployment(config, log, Identity(ci.holder(), ci.job_url()),
-                                            lock_wait, lease=Lease() if len(steps) > 1 else None)
-                deployment.found = deployment.seen = None
-                body(deployment, result)
+                if config.platform.fleet:
+                    _fleet_allows(config, stage, len(steps))
+                if config.platform.fleet and stage != "build":
+                    _on_fleet(opts, config, stage, log, result,
+                              Identity(ci.holder(), ci.job_url()), lock_wait)
+                else:
+                    if deployment is None:
+                        deployment = Deployment(config, log, Identity(ci.holder(), ci.job_url()),
+                                                lock_wait, lease=Lease() if len(steps) > 1 else None)
+                    deployment.found = deployment.seen = None
+                    body(deployment, result)
             except BgciError as exc:
                 _fail(result, exc, str(exc))
             except KeyboardInterrupt:
@@ -124,6 +133,51 @@ def run_stages(opts: Options, steps: list[tuple[str, Stage]], lock_wait: float =
     return code
 
 
+def _fleet_allows(config: Config, stage: str, steps: int) -> None:
+    """What a fleet cannot do: ``bgci deploy`` in one process, a build the hosts cannot pull."""
+    if steps > 1:
+        raise ConfigError(
+            "bgci deploy runs one host's whole pipeline in one process; on a fleet "
+            "(platform.fleet) run the stages one by one",
+            "bgci build, then bgci deploy-green, bgci verify, bgci switch: each runs on every host")
+    if stage == "build" and not config.build.push:
+        raise ConfigError(
+            f"{config.origin('platform.fleet')}: a fleet's hosts pull each release from a "
+            "registry, and build.push is false",
+            "set build.push = true and build.image to a repository the hosts can pull from "
+            "(docs/registry.md)")
+
+
+def _on_fleet(opts: Options, config: Config, stage: str, log: Log, result: StageResult,
+              who: Identity, lock_wait: float) -> None:
+    """``stage`` on every host of ``platform.fleet`` (bgci.fleet), the fleet lock on the first."""
+    from bgci import docker_engine
+    from bgci.fleet import Fleet, run_stage
+    from bgci.lock import deploy_lock, new_lock
+    from bgci.state.docker import DockerStore
+
+    if not opts.argv:
+        raise ConfigError(f"bgci {stage} on a fleet must be run from the command line")
+    first = config.platform.fleet[0]
+
+    @contextlib.contextmanager
+    def fleet_lock() -> Iterator[None]:
+        client = docker_engine.connect_to(first)
+        try:
+            store = DockerStore(client, f"{config.app}-fleet")
+            with deploy_lock(store, new_lock(who.holder, who.job_url), ttl=config.lock.ttl,
+                             wait=lock_wait, say=log.info):
+                yield
+        finally:
+            client.close()
+
+    fleet = Fleet(list(config.platform.fleet),
+                  Path(opts.reports or config.reports.dir).resolve(), log)
+    log.info(f"{stage} on {len(fleet.hosts)} hosts in parallel: "
+             + ", ".join(config.platform.fleet))
+    run_stage(fleet, stage, opts.argv, result, docker_engine.why_unreachable, fleet_lock)
+
+
 Tool = Callable[[Deployment, Callable[[str], None]], int]
 
 
@@ -140,6 +194,12 @@ def run_tool(opts: Options, name: str, body: Tool) -> int:
     try:
         config = load_config(opts.config, overrides=opts.overrides)
         redactor.add(config_secrets(config, redactor.extra_names))
+        if config.platform.fleet and name != "config":
+            raise ConfigError(
+                f"bgci {name} acts on one host, and platform.fleet names "
+                f"{len(config.platform.fleet)}",
+                f"name the host: DOCKER_HOST={config.platform.fleet[0]} bgci --set "
+                f"'platform.fleet=[]' {name} ...")
         deployment = Deployment(config, log, Identity(ci.holder(), ci.job_url()))
         return body(deployment, out.write)
     except BgciError as exc:

@@ -267,6 +267,11 @@ def _build(cls: type[Any], data: Any, origins: Mapping[str, str], source: str,
         typ, value, key = hints[name], data[name], prefix + name
         if dataclasses.is_dataclass(typ):
             kwargs[name] = _build(typ, value, origins, source, key + ".")  # type: ignore[arg-type]
+        elif get_origin(typ) is list and get_args(typ)[0] is str:  # an array of strings
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"{origins.get(key, source)}: {key} must be an array of "
+                                  f"strings, got {value!r}")
+            kwargs[name] = list(value)
         elif get_origin(typ) is list:  # an array of tables: [[analysis]]
             entry = get_args(typ)[0]
             if not isinstance(value, list):

@@ -66,6 +66,28 @@ def connect() -> docker.DockerClient:
     return client
 
 
+def connect_to(host: str, timeout: int = 120) -> docker.DockerClient:
+    """A client for the engine at ``host`` (a fleet's ``ssh://user@host``), checked with a ping."""
+    try:
+        client = docker.DockerClient(base_url=host, timeout=timeout)
+        client.ping()
+    except Exception as exc:  # paramiko's, the SDK's and the socket's errors alike
+        raise InfraError(f"cannot reach the docker engine at {host}: {exc}",
+                         "is the host up, its sshd and dockerd running, and this runner's key "
+                         "allowed in? nothing was changed") from exc
+    return client
+
+
+def why_unreachable(host: str) -> str | None:
+    """None when the engine at ``host`` answers a ping within 20 s, else what went wrong."""
+    try:
+        connect_to(host, timeout=20).close()
+    except InfraError as exc:
+        return exc.message.removeprefix(f"cannot reach the docker engine at {host}: ")[:200] \
+            or type(exc).__name__
+    return None
+
+
 def public_host() -> str:
     """The host name the runner reaches the engine's published ports by: the host of a remote
     ``DOCKER_HOST`` (``ssh://``, ``tcp://``), else 127.0.0.1."""

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from bgci.ci import ADAPTERS as CI
 from bgci.errors import ConfigError
+from bgci.fleet import check_hosts
 from bgci.hosts.user import UserHost
 from bgci.model import COLOURS
 from bgci.ports import Platform, Router, RouterHost, RouterKind, StateStore
@@ -124,6 +125,7 @@ def check(config: Config) -> None:
     _attach_keys(config, kind)
     kind.check(config)
     _hosts(config)
+    _fleet(config)
 
 
 def _kind(config: Config, key: str, value: str, kinds: list[str]) -> None:
@@ -187,6 +189,22 @@ def _attach_keys(config: Config, kind: RouterKind) -> None:
                     f"router.kind = {router.kind!r} and managed = false (bgci attaches to the "
                     "router you run through it)",
                     f"set router.{key}; see docs/routers.md")
+
+
+def _fleet(config: Config) -> None:
+    """platform.fleet: Docker host URLs, each once, on the docker platform, with a router bgci
+    runs on each host."""
+    fleet, at = config.platform.fleet, config.origin("platform.fleet")
+    if not fleet:
+        return
+    if config.platform.kind != "docker":
+        raise ConfigError(f"{at}: platform.fleet is for platform.kind = \"docker\" (one engine "
+                          f"per host); {config.platform.kind!r} runs where it runs",
+                          "remove platform.fleet (a swarm spreads its tasks over its own nodes)")
+    if not config.router.managed:
+        raise ConfigError(f"{at}: platform.fleet needs router.managed = true: bgci runs one "
+                          "router on each host", "remove router.managed = false")
+    check_hosts(fleet, at)
 
 
 def _hosts(config: Config) -> None:

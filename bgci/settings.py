@@ -50,6 +50,11 @@ class PlatformConfig:
         "green = \"10.0.0.12\" }, both on platform.port ({host} in platform.command); needed by "
         "router.kind = \"dns\" (a DNS record names an address, not a port). Empty: 127.0.0.1 "
         "and a free port per start"))
+    fleet: list[str] = field(default_factory=list, metadata=meta(
+        "docker: the Docker hosts of a fleet, e.g. [\"ssh://deploy@app-1\", \"ssh://deploy@app-2\"]: "
+        "every stage but build runs on each host in parallel (its own router, state and lock), "
+        "under a fleet lock on the first host; a switch that fails on any host is rolled back on "
+        "all (docs/fleet.md). Empty: the one engine of DOCKER_HOST"))
 
 
 TSIG_ALGORITHMS = ("hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224")

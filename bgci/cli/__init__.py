@@ -47,7 +47,8 @@ def cli(ctx: click.Context, config: str | None, reports: str | None, as_json: bo
     """
     from bgci.app import Options
 
-    ctx.obj = Options(config, reports, as_json, debug, verbose - quiet, overrides)
+    ctx.obj = Options(config, reports, as_json, debug, verbose - quiet, overrides,
+                      argv=tuple(_COMMAND_LINE))
 
 
 for _command in (tools.init, pipeline.build, pipeline.deploy_green, pipeline.verify, pipeline.switch,
@@ -105,5 +106,11 @@ def hoist_globals(args: list[str]) -> list[str]:
     return [*args[:command], *moved, args[command], *rest]
 
 
+# the command line of this process, global options first (set by main: what a fleet runs again
+# on each host; empty when bgci is called as a library)
+_COMMAND_LINE: list[str] = []
+
+
 def main() -> None:
-    cli(args=hoist_globals(sys.argv[1:]), prog_name="bgci")
+    _COMMAND_LINE[:] = hoist_globals(sys.argv[1:])
+    cli(args=list(_COMMAND_LINE), prog_name="bgci")

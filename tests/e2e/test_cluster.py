@@ -30,11 +30,13 @@ from e2e_support import (
     unique_app,
 )
 from e2e_swarm import SwarmTarget
-from test_e2e_zero_downtime import assert_clean_cut_over, cut_over_under_load
+from test_e2e_zero_downtime import AFTER, MIN_EACH_SIDE, assert_clean_cut_over, cut_over_under_load
 
 from tests.helpers.images import make_app_copy
 
-pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.cluster]
+# one worker holds the test hosts: their session fixture must not start twice side by side
+pytestmark = [pytest.mark.e2e, pytest.mark.docker, pytest.mark.cluster,
+              pytest.mark.xdist_group("cluster")]
 
 REPLICAS = 3  # tasks per colour: Swarm spreads them over the three nodes
 STOP_AFTER = 1.0  # seconds into the switch when engine 3 is stopped
@@ -226,3 +228,127 @@ def run_scenario(cluster: Cluster, target: SwarmTarget, releases: RegistryReleas
              for f in p.reports.rglob("*") if f.is_file()]
     leaked = [text[:200] for text in seen if password in text]
     assert not leaked, f"the registry password is in the output or reports: {leaked}"
+
+
+# -- a fleet: two Docker hosts over SSH, each a whole deployment, switched all or nothing -------
+FLEET = (1, 2)  # engines of the test hosts in the fleet
+BAKE = 8.0  # seconds the last switch watches live traffic: host 2's green fails inside them
+
+
+def test_a_two_host_fleet_switches_and_rolls_back_all_or_nothing(cluster: Cluster,
+                                                                  tmp_path: Path) -> None:
+    releases = RegistryReleases(cluster, tmp_path / "releases")
+    one, two = (DockerTarget(cluster.client(n), releases) for n in FLEET)  # type: ignore[arg-type]
+    # the runner reaches each host as ssh://bgci-deploy@… with the test hosts' key in its HOME
+    one.env = {**cluster.env(1), "HOME": cluster.facts["BGCI_CLUSTER_HOME"]}
+    live, preview = fresh_port(), fresh_port()
+    try:
+        p = make_project(tmp_path / "project", one, {
+            "platform.fleet": [cluster.facts[f"BGCI_CLUSTER_HOST{n}"] for n in FLEET],
+            "router.listen": f"0.0.0.0:{live}", "router.preview": f"0.0.0.0:{preview}",
+            "build.push": True, "build.image": releases.repo})
+        two.adopt(p.app)
+        fleet_scenario(cluster, releases, p, {n: f"http://{cluster.address(n)}:{live}"
+                                              for n in FLEET})
+    finally:
+        script("start", "2", "sshd", timeout=60)  # back as it was (a no-op when it runs)
+        try:
+            one.cleanup()
+            two.cleanup()
+        finally:
+            releases.cleanup()
+
+
+def served_by(url: str, count: int = 10) -> set[tuple[int, str | None, str | None]]:
+    """(status, colour, version) of ``count`` new connections to ``url``."""
+    seen = set()
+    for _ in range(count):
+        answer = requests.get(url, timeout=5, headers={"Connection": "close"})
+        seen.add((answer.status_code, answer.headers.get("X-Bgci-Color"),
+                  answer.json().get("version") if answer.ok else None))
+    return seen
+
+
+def fleet_cut_over(p: Project, urls: dict[int, str], *args: str) -> tuple[
+        Run, dict[int, RequestLoop], float, float]:
+    """``bgci ARGS`` on the fleet while two no-retry keep-alive clients load each host."""
+    loops = {n: RequestLoop(url, threads=2, hard_cap=180.0) for n, url in urls.items()}
+    for loop in loops.values():
+        loop.__enter__()
+    try:
+        for loop in loops.values():
+            loop.wait_for(MIN_EACH_SIDE)
+        began = time.monotonic()
+        run = p.run(*args)
+        ended = time.monotonic()
+        time.sleep(AFTER)
+    finally:
+        for loop in loops.values():
+            loop.stop_after(0)
+            loop.__exit__(None, None, None)
+    return run, loops, began, ended
+
+
+def fleet_scenario(cluster: Cluster, releases: RegistryReleases, p: Project,
+                   urls: dict[int, str]) -> None:
+    v1, v2, v3 = (releases.build(name)[0] for name in ("v1", "v2", "v3"))
+
+    # 1. v1 live on both hosts, each with its own router, state and reports
+    run = p.run("deploy-green", "--image", v1)
+    assert "deploy-green on 2 hosts in parallel" in run.err, run
+    p.run("verify")
+    run = p.run("switch")
+    result = p.result("switch")
+    assert result["live_color"] == "blue", result
+    assert sorted(result["extra"]["hosts"]) == [cluster.address(n) for n in FLEET]
+    assert [c["name"] for c in result["checks"]] == [f"{cluster.address(n)}: switch"
+                                                     for n in FLEET]
+    for n in FLEET:
+        assert served_by(urls[n]) == {(200, "blue", "1.0.0")}, f"host {n}"
+        assert (p.reports / "hosts" / cluster.address(n) / "switch.xml").is_file()
+
+    # 2. v2 switched and rolled back under load on both hosts: no request lost on either
+    p.run("deploy-green", "--image", v2)
+    p.run("verify")
+    for stage, old, new in (("switch", ("blue", "1.0.0"), ("green", "2.0.0")),
+                            ("rollback", ("green", "2.0.0"), ("blue", "1.0.0"))):
+        run, loops, began, ended = fleet_cut_over(p, urls, stage)
+        for n, loop in loops.items():
+            try:
+                assert_clean_cut_over(loop.records, began, ended, old=old, new=new)
+            except AssertionError as exc:
+                raise AssertionError(f"host {n}, {stage}: {exc}\n{run}") from None
+        assert p.result(stage)["live_color"] == new[0]
+
+    # 3. host 2 unreachable (its sshd stopped) before a switch: exit 3, no host switched
+    p.run("deploy-green", "--image", v3)
+    p.run("verify")
+    script("stop", "2", "sshd", timeout=60)
+    try:
+        run = p.run("switch", expect=3)
+    finally:
+        script("start", "2", "sshd", timeout=60)
+    assert f"{cluster.address(2)}: " in run.err and "nothing was changed on any host" in run.err
+    for n in FLEET:
+        assert served_by(urls[n]) == {(200, "blue", "1.0.0")}, f"host {n} after exit 3"
+
+    # 4. host 2's new colour fails while the switch bakes: both hosts end on the old colour
+    cutting = p.start("--set", f"switch.bake={BAKE}", "switch")
+    deadline = time.monotonic() + 120
+    while (200, "green", "3.0.0") not in served_by(urls[2], 1):
+        assert cutting.poll() is None, f"the switch ended early: {cutting.communicate()}"
+        assert time.monotonic() < deadline, "host 2 never served green"
+        time.sleep(0.1)
+    made = cluster.client(2).containers.get(f"{p.app}-green").exec_run(
+        ["touch", "/app/UNHEALTHY"], user="0")
+    assert made.exit_code == 0, made.output
+    out, err = cutting.communicate(timeout=STAGE_TIMEOUT)
+    assert cutting.returncode == 1, f"switch exited {cutting.returncode}:\n{out}{err}"
+    assert "every host serves what it served before" in err, err
+    result = p.result("switch")
+    assert result["extra"]["put_back"] == {cluster.address(1): True}, result
+    for n in FLEET:
+        assert served_by(urls[n]) == {(200, "blue", "1.0.0")}, f"host {n} after the put-back"
+    status = p.run("status", "--json")
+    hosts = json.loads(status.out)["extra"]["hosts"]
+    assert {h["live_color"] for h in hosts.values()} == {"blue"}, hosts

@@ -26,14 +26,15 @@ OFFLINE_PIP_ARGS = "--no-index --find-links /app/wheels"
 # SPEC section 3 (plus switch.confirm_requests): the keys a test config may set, so that tests
 # cannot drift from the contract. A section maps key -> allowed Python types.
 _STR, _BOOL, _TABLE = (str,), (bool,), (dict,)
-_INT, _NUM = (int,), (int, float)
+_INT, _NUM, _LIST = (int,), (int, float), (list,)
 _HOOK = {"command": _STR, "run_in": _STR, "timeout": _NUM}
 SCHEMA: dict[str, Any] = {
     "app": _STR,
     "build": {"context": _STR, "dockerfile": _STR, "build_args": _TABLE, "test_command": _STR,
               "image": _STR, "push": _BOOL},
     "platform": {"kind": _STR, "port": _INT, "env": _TABLE, "command": _STR, "replicas": _INT,
-                 "state_dir": _STR, "volumes": _TABLE},  # state_dir, volumes: bgci/settings.py
+                 "state_dir": _STR, "volumes": _TABLE,  # and the next: bgci/settings.py
+                 "fleet": _LIST},
     "router": {"kind": _STR, "listen": _STR, "preview": _STR, "managed": _BOOL, "image": _STR},
     "health": {"path": _STR, "status": _INT, "contains": _STR, "host": _STR, "timeout": _NUM,
                "interval": _NUM, "deadline": _NUM, "successes": _INT},
