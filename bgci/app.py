@@ -152,7 +152,7 @@ def _on_fleet(opts: Options, config: Config, stage: str, log: Log, result: Stage
               who: Identity, lock_wait: float) -> None:
     """``stage`` on every host of ``platform.fleet`` (bgci.fleet), the fleet lock on the first."""
     from bgci import docker_engine
-    from bgci.fleet import Fleet, run_stage
+    from bgci.fleet import Fleet, command_at, run_stage
     from bgci.lock import deploy_lock, new_lock
     from bgci.state.docker import DockerStore
 
@@ -173,6 +173,11 @@ def _on_fleet(opts: Options, config: Config, stage: str, log: Log, result: Stage
 
     fleet = Fleet(list(config.platform.fleet),
                   Path(opts.reports or config.reports.dir).resolve(), log)
+    command = opts.argv[command_at(opts.argv):]
+    if stage == "deploy-green" and not any(w.split("=")[0] == "--image" for w in command):
+        # the last build is recorded in the fleet's reports dir, not in each host's
+        image = image_to_deploy(opts, config, os.environ.get("BGCI_IMAGE"))
+        fleet.environ = {**fleet.environ, "BGCI_IMAGE": image}
     log.info(f"{stage} on {len(fleet.hosts)} hosts in parallel: "
              + ", ".join(config.platform.fleet))
     run_stage(fleet, stage, opts.argv, result, docker_engine.why_unreachable, fleet_lock)

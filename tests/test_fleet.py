@@ -230,3 +230,29 @@ def test_what_a_fleet_cannot_do_in_one_go_is_exit_2_naming_the_way(
     assert out.returncode == 2, out
     for word in words:
         assert word in out.stderr, out.stderr
+
+
+def test_deploy_green_without_image_takes_the_build_the_fleet_recorded(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``bgci build`` records the release in the fleet's reports dir; each host's run has a
+    reports dir of its own, so the fleet hands the release on to every host."""
+    from bgci.app import Options
+    from bgci.app import run_stage as run_app_stage
+
+    (tmp_path / "bgci.toml").write_text(FLEET)
+    reports = tmp_path / "bgci-reports"
+    reports.mkdir()
+    built = "registry.example/shop:v1@sha256:" + "1" * 64
+    (reports / "build.json").write_text(json.dumps({"app": "shop", "image": built, "exit_code": 0}))
+    handed: dict[str, str] = {}
+
+    def hosts(fleet: Fleet, stage: str, argv: list[str], result: StageResult,
+              reach: object, lock: object) -> None:
+        handed.update(fleet.environ)
+
+    monkeypatch.setattr("bgci.fleet.run_stage", hosts)
+    monkeypatch.delenv("BGCI_IMAGE", raising=False)
+    options = Options(config=str(tmp_path / "bgci.toml"), reports=str(reports),
+                      argv=("deploy-green",))
+    assert run_app_stage(options, "deploy-green", lambda d, r: None) == 0
+    assert handed["BGCI_IMAGE"] == built

@@ -8,7 +8,9 @@ Everything lives in the state dir (``platform.state_dir``, default ``~/.local/st
     <app>/state.json         the deployment state, and lock.json, the deploy lock (``state/files.py``)
 
 A colour is ``platform.command`` run by ``/bin/sh`` in the release's sources, with the release's
-virtualenv first on PATH, ``{port}`` replaced by a free port on 127.0.0.1, as the leader of a
+virtualenv first on PATH, ``{port}`` replaced by a port of 127.0.0.1 (the colour's port of its
+last run when that is free, so that the router's addresses stay as they were; else a free one),
+as the leader of a
 process group of its own that outlives bgci. Stopping it sends SIGTERM to the whole group, waits,
 then sends SIGKILL to whatever is left of the group.
 
@@ -58,6 +60,18 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_is_free(port: int) -> bool:
+    """True when a server could listen on ``port`` of 127.0.0.1 now (as servers do: with
+    SO_REUSEADDR, so that connections of the colour's last run in TIME_WAIT do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _address(host: str, port: int) -> str:
@@ -154,10 +168,15 @@ class ProcessPlatform:
         if not self.has(release):
             raise ConfigError(f"release {release.short} is not built in {self.builds}",
                               "run `bgci build` on this machine first")
+        before = detached.read_record(self._dir(colour) / "process.json")
         self.stop(colour, min(self.config.switch.drain, 10.0), log)
         release_dir = self._release_dir(release.image)
         host = self._host(colour)
-        port = spec.port if self.config.platform.hosts and spec.port else free_port()
+        if self.config.platform.hosts and spec.port:
+            port = spec.port
+        else:  # the colour's port of last time when it is free: its router need not reload
+            last = before.facts.get("port") if before else None
+            port = last if isinstance(last, int) and port_is_free(last) else free_port()
         env = self._env(release_dir, spec.env, {"BGCI_COLOR": colour, "BGCI_APP": self.app,
                                                 "PORT": str(port)})
         where = self._dir(colour)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 from e2e_process import ProcessTarget, example_project, pip_env, processes_naming
-from e2e_support import REPO, bgci_argv, clean_env, fresh_port
+from e2e_support import REPO, RequestLoop, bgci_argv, clean_env, fresh_port, make_project
 
 from bgci import detached
 
@@ -116,3 +116,39 @@ def test_the_quickstart_runs_whole_and_leaves_nothing_running(tmp_path: Path) ->
             root = ET.parse(reports / step / f"{stage}.xml").getroot()
             assert root.find(".//failure") is None and root.find(".//error") is None, step
     assert json.loads((reports / "3-rollback" / "rollback.json").read_text())["live_colour"] == "blue"
+
+
+def test_a_colour_deployed_again_keeps_its_port_so_nginx_is_not_reloaded(
+        target: ProcessTarget, tmp_path: Path) -> None:
+    """nginx must reload to reach a colour at a new address, and a reload can lose a request
+    sent on an idle keep-alive connection as an old worker closes it. A colour started again
+    takes its last port when that is free: the site does not change, nginx is not reloaded
+    (its workers are the same processes) and none of the load through the live address fails."""
+    p = make_project(tmp_path / "app", target, {"router.kind": "nginx"})
+    p.run("deploy-green", "--image", target.release("v1"))
+    p.run("verify")
+    p.run("switch")
+    p.run("deploy-green", "--image", target.release("v2"))  # green's first start: nginx reloads
+    port = p.status()["colours"]["green"]["port"]
+    workers = nginx_workers(target, p.app)
+    with RequestLoop(p.live_url, threads=4, hard_cap=120.0) as loop:
+        loop.wait_for(5)
+        p.run("deploy-green", "--image", target.release("v3"))
+        time.sleep(0.5)
+    failed = [r for sent in loop.records for r in sent
+              if r.error or r.status is None or not 200 <= r.status < 300]
+    total = sum(len(sent) for sent in loop.records)
+    assert not failed, f"{len(failed)} of {total} requests failed: {failed[:3]}"
+    assert p.status()["colours"]["green"]["port"] == port, "green moved to another port"
+    p.assert_serves("green", "3.0.0", p.preview_url)
+    assert nginx_workers(target, p.app) == workers, "nginx was reloaded (its workers changed)"
+
+
+def nginx_workers(target: ProcessTarget, app: str) -> list[int]:
+    """The pids of the managed nginx's workers: a reload replaces every one of them."""
+    [pidfile] = (target.state_dir / app / "router").glob("*.pid")
+    record = detached.read_record(pidfile)
+    assert record is not None and detached.alive(record), f"no nginx running for {app}"
+    children = Path(f"/proc/{record.pid}/task/{record.pid}/children").read_text().split()
+    assert children, "nginx has no workers"
+    return sorted(int(pid) for pid in children)

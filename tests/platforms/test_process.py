@@ -5,8 +5,10 @@ unrelated process that got the same pid."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -214,6 +216,27 @@ def test_start_on_a_busy_colour_replaces_what_ran_there(app: tuple[Config, Proce
     assert get(second.direct_url).split(" ")[1] == "2.0.0"
     assert platform.instances()["blue"].release == v2
     assert "tiny app 1.0.0" not in platform.logs("blue")  # the old log was rotated away
+    # the colour keeps its address: a router that reaches it by port need not change
+    assert second.address == first.address
+
+
+def test_a_colour_whose_old_port_is_taken_gets_another(
+        app: tuple[Config, ProcessPlatform]) -> None:
+    config, platform = app
+    v1 = platform.build("v1", Log(), {})
+    first = platform.start("green", v1, platform.spec(), Log())
+    pid = json.loads((platform.root / "colours" / "green" / "process.json").read_text())["pid"]
+    os.killpg(pid, signal.SIGKILL)  # it died; its record (and port) stay behind
+    port = int(first.address.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        second = platform.start("green", v1, platform.spec(), Log())
+        try:
+            assert second.address != first.address
+            assert get(second.direct_url).split(" ")[1] == "1.0.0"
+        finally:
+            platform.stop("green", 5, Log())
 
 
 def test_a_process_that_ignores_sigterm_is_killed_with_its_children_after_the_grace(
