@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
@@ -72,6 +73,10 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 
 def unique_app(prefix: str = "e2e") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 # -- one CLI call ----------------------------------------------------------------------------
@@ -219,10 +224,12 @@ class Project:
 
     def start(self, *args: str, env: Mapping[str, str] | None = None,
               new_session: bool = False) -> subprocess.Popen[str]:
-        """``bgci ARGS`` in the background (the caller must wait for it)."""
+        """``bgci ARGS`` in the background (the caller must wait for it). Ctrl-C reaches it
+        as it reaches a person's bgci, even when this test run was started in the background
+        (a shell's ``&`` makes its jobs ignore SIGINT, and so would their children)."""
         return subprocess.Popen([*bgci_argv(), *args], cwd=self.root, env=self.env(env),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                start_new_session=new_session)
+                                start_new_session=new_session, preexec_fn=_default_sigint)
 
     def check_reports(self, stage: str, run: Run, reports: Path | None = None) -> None:
         reports = reports or self.reports

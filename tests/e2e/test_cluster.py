@@ -22,6 +22,7 @@ from e2e_support import (
     RequestLoop,
     Run,
     Target,
+    answer,
     bgci_argv,
     clean_env,
     deploy_live,
@@ -260,13 +261,8 @@ def test_a_two_host_fleet_switches_and_rolls_back_all_or_nothing(cluster: Cluste
 
 
 def served_by(url: str, count: int = 10) -> set[tuple[int, str | None, str | None]]:
-    """(status, colour, version) of ``count`` new connections to ``url``."""
-    seen = set()
-    for _ in range(count):
-        answer = requests.get(url, timeout=5, headers={"Connection": "close"})
-        seen.add((answer.status_code, answer.headers.get("X-Bgci-Color"),
-                  answer.json().get("version") if answer.ok else None))
-    return seen
+    """(status, colour, version) of ``count`` new connections to ``url``'s /version."""
+    return {(got.status, got.colour, got.version) for got in (answer(url) for _ in range(count))}
 
 
 def fleet_cut_over(p: Project, urls: dict[int, str], *args: str) -> tuple[
