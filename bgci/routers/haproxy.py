@@ -131,8 +131,13 @@ def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/c
     return "\n".join(lines) + "\n"
 
 
-# Docker's embedded DNS (127.0.0.11, from the task's resolv.conf) asked every second; a name
-# with no task (NXDOMAIN) empties the colour's servers after a second too.
+# Docker's embedded DNS (127.0.0.11, from the task's resolv.conf) asked every second: a new
+# address (a colour started again, a task added) is served within a second, and an address that
+# left the answer (a task gone) is dropped a second later. An answer that is no answer (NXDOMAIN
+# while a container is replaced, a timeout or a refusal of a DNS server busy on a loaded host)
+# keeps the servers as they were for HAProxy's default 30 s: a DNS hiccup must never put every
+# server of a colour in maintenance (503 "no server is available") while the colour is fine;
+# health checks take a server that is really gone out within two seconds anyway.
 _RESOLVERS = [
     "resolvers bgci",
     "    parse-resolv-conf",
@@ -142,10 +147,10 @@ _RESOLVERS = [
     "    timeout retry 1s",
     "    hold valid 1s",
     "    hold obsolete 1s",
-    "    hold nx 1s",
-    "    hold other 1s",
-    "    hold refused 1s",
-    "    hold timeout 1s",
+    "    hold nx 30s",
+    "    hold other 30s",
+    "    hold refused 30s",
+    "    hold timeout 30s",
 ]
 
 
