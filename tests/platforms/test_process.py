@@ -222,7 +222,7 @@ def test_start_on_a_busy_colour_replaces_what_ran_there(app: tuple[Config, Proce
 
 def test_a_colour_whose_old_port_is_taken_gets_another(
         app: tuple[Config, ProcessPlatform]) -> None:
-    config, platform = app
+    _, platform = app
     v1 = platform.build("v1", Log(), {})
     first = platform.start("green", v1, platform.spec(), Log())
     pid = json.loads((platform.root / "colours" / "green" / "process.json").read_text())["pid"]
