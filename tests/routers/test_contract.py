@@ -38,20 +38,21 @@ from bgci.ports import Router, Traffic  # noqa: E402
 from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.routers import traefik  # noqa: E402
 from bgci.routers.caddy import CaddyRouter  # noqa: E402
+from tests.helpers.ports import fresh_port  # noqa: E402
 from tests.helpers.routers import (  # noqa: E402
     USERS_SITE,
     Backend,
+    ListLog,
     Load,
     Stream,
     UserRouter,
     backends,
     bgci_toml,
+    fail_without_router_binaries,
     fresh_colours,
-    fresh_port,
     get,
     tree,
     user_router,
-    which_missing,
 )
 
 pytestmark = pytest.mark.e2e
@@ -62,25 +63,9 @@ ZERO_LOSS = {kind: ("naive", None) for kind in KINDS}
 MODES = ("managed", "attached")
 
 
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(message)
-
-    debug = info
-
-    def group(self, title: str) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def router_binaries() -> None:
-    """Fail, never skip, when a router binary is missing: a skipped contract proves nothing."""
-    problem = which_missing()
-    if problem:
-        pytest.fail(problem, pytrace=False)
+    fail_without_router_binaries()
 
 
 @dataclass
@@ -104,13 +89,13 @@ class Rig:
         if self.user is not None:
             self.user.stop()
         else:
-            self.router.stop(Log())
+            self.router.stop(ListLog())
 
     def start_router(self) -> None:
         """Bring the router back the way its owner would: the user starts theirs, bgci its own."""
         if self.user is not None:
             self.user.start()
-        self.router.ensure(self.addresses, None, Log())
+        self.router.ensure(self.addresses, None, ListLog())
 
     def state_files(self) -> dict[str, bytes]:
         """Every file that could hold routing: bgci's router dir, or the user's whole tree."""
@@ -140,11 +125,11 @@ def rig(tmp_path: Path, kind: str, mode: str, extra: dict[str, Any] | None = Non
                                          app=app))
         config = load_config(str(config_file), cwd=tmp_path, environ={})
         router = make_router(config, open_site(config))
-        stack.callback(router.stop, Log())
+        stack.callback(router.stop, ListLog())
         made = Rig(kind, mode, tmp_path, config_file, router,
                    {c: b.address for c, b in colours.items()}, user)
         if ensure:
-            router.ensure(made.addresses, None, Log())
+            router.ensure(made.addresses, None, ListLog())
         yield made
 
 
@@ -261,7 +246,7 @@ def test_a_change_the_router_refuses_leaves_live_traffic_where_it_was(
             router = make_router(config, open_site(config))
             before = user.snapshot()
             with pytest.raises(InfraError) as caught:
-                router.ensure({"blue": "127.0.0.1:1"}, None, Log())
+                router.ensure({"blue": "127.0.0.1:1"}, None, ListLog())
             assert caught.value.exit_code == 3 and "refused" in str(caught.value)
             assert user.snapshot() == before
             assert get(f"http://{user.other}/")[2] == USERS_SITE  # the user's site still answers
@@ -307,7 +292,7 @@ def _start_unwatched_on_blue(r: Rig) -> None:
     while r.router.live() != "blue":
         assert time.monotonic() < deadline, "Traefik did not load the file it starts from"
         time.sleep(0.1)
-    r.router.ensure(r.addresses, None, Log())  # nothing to change: the file is what bgci would write
+    r.router.ensure(r.addresses, None, ListLog())  # nothing to change: the file is what bgci would write
 
 
 # -- the user's own config -------------------------------------------------------------------
@@ -350,7 +335,7 @@ def test_an_attached_caddy_that_does_not_read_bgcis_files_gets_its_servers_back(
         # what such a Caddy would not see: bgci's files say green, the Caddy serves none
         monkeypatch.setattr(CaddyRouter, "_file_word", lambda self: "green")
         with pytest.raises(InfraError) as caught:
-            r.router.ensure(r.addresses, None, Log())
+            r.router.ensure(r.addresses, None, ListLog())
         assert caught.value.exit_code == 3 and "cannot read them" in str(caught.value)
         assert _caddy_servers(r) == before, "the user's servers were not put back"
         assert get(f"http://{r.user.other}/")[2] == USERS_SITE

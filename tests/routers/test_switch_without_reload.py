@@ -44,7 +44,13 @@ from bgci.registry import make_router, open_site  # noqa: E402
 from bgci.routers import switch_dir  # noqa: E402
 from bgci.routers.caddy import CaddyRouter  # noqa: E402
 from bgci.routers.nginx import NginxRouter  # noqa: E402
-from tests.helpers.routers import backends, bgci_toml, fresh_port, which_missing  # noqa: E402
+from tests.helpers.ports import fresh_port  # noqa: E402
+from tests.helpers.routers import (  # noqa: E402
+    ListLog,
+    backends,
+    bgci_toml,
+    fail_without_router_binaries,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -53,22 +59,9 @@ CONNECTIONS = 8
 WALL = 40.0  # seconds one router's run may take, start to stop
 
 
-class Quiet:
-    def info(self, message: str) -> None:
-        pass
-
-    debug = info
-
-    def group(self, title: str) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def router_binaries() -> None:
-    """Fail, never skip, when a router binary is missing."""
-    problem = which_missing()
-    if problem:
-        pytest.fail(problem, pytrace=False)
+    fail_without_router_binaries()
 
 
 @dataclass
@@ -154,10 +147,10 @@ def managed(tmp_path: Path, kind: str) -> Iterator[Router]:
         config = load_config(str(config_file), cwd=tmp_path, environ={})
         router = make_router(config, open_site(config))
         try:
-            router.ensure({c: b.address for c, b in colours.items()}, None, Quiet())
+            router.ensure({c: b.address for c, b in colours.items()}, None, ListLog())
             yield router
         finally:
-            router.stop(Quiet())
+            router.stop(ListLog())
 
 
 def switch_files(router: Router) -> tuple[Path, list[Path]]:
