@@ -151,8 +151,11 @@ def wait_healthy(
     watch: Callable[[], str] | None = None,
     reach: Reacher | None = None,
     settled: bool = False,
+    steady: float = 0.0,
 ) -> Check:
-    """Probe until ``cfg.successes`` in a row pass, or ``deadline`` (default cfg.deadline) passes.
+    """Probe until ``cfg.successes`` in a row pass, over ``steady`` seconds at least (a router
+    whose view of a colour just started settles that long: Router.settle_for), or ``deadline``
+    (default cfg.deadline) passes.
 
     ``settled``: an earlier stage already waited for this colour to become healthy (it runs the
     release that stage started), so this is one fresh probe set: the probes follow each other
@@ -168,6 +171,7 @@ def wait_healthy(
     series = series if series is not None else ProbeSeries()
     started = time.monotonic()
     streak, last, same_4xx, watched = 0, "", 0, started
+    streak_began = started
     transcript = Transcript()
     target = f"{url}{cfg.path}"
     with requests.Session() as session, log.waiting(f"{name} at {target}") as progress:
@@ -178,12 +182,14 @@ def wait_healthy(
             transcript.add(elapsed, result)
             progress.update(result.detail)
             streak = streak + 1 if result.ok else 0
+            if streak == 1:
+                streak_began = time.monotonic()
             client_error = not result.ok and 400 <= result.status < 500
             same_4xx = (same_4xx + 1 if result.detail == last else 1) if client_error else 0
             if result.detail != last:
                 log.debug(f"health {target}: {result.detail}")
                 last = result.detail
-            if streak >= cfg.successes:
+            if streak >= cfg.successes and time.monotonic() - streak_began >= steady:
                 return Check(name, "passed", elapsed,
                              f"{streak} consecutive successes at {target}", transcript.text())
             if same_4xx >= EARLY_4XX:

@@ -273,6 +273,12 @@ class Router(Protocol):
         """Seconds after a switch during which new clients may still reach the old colour: 0 for
         a router in the traffic path; a DNS record's TTL (resolvers cache the old answer)."""
 
+    def settle_for(self) -> float:
+        """Seconds a colour just started must answer healthy through the router, in a row,
+        before the router's view of it is settled: 0 for a router given the colour's address;
+        a few seconds for one that finds it by DNS and health checks of its own (its last
+        answers about the container the colour replaced may still take the colour out)."""
+
     def counters(self) -> Counters | None:
         """The router's own request counters per colour, read now (None: it keeps none that bgci
         can read, e.g. a router started by an earlier bgci; the bake then judges by its own

@@ -236,6 +236,9 @@ class FakeRouter:
         self.live_url, self.preview_url = live_url, preview_url
         self.switches: list[Colour] = []
 
+    def settle_for(self) -> float:
+        return 0.0
+
     def _up(self) -> None:
         if not self.world.router_running:
             raise InfraError("the fake router is not running")

@@ -63,6 +63,20 @@ def test_a_failure_resets_the_streak() -> None:
     assert len(lines) == 3 and "(x2," in lines[0] and "FAIL" in lines[1] and "(x3," in lines[2]
 
 
+def test_a_router_that_settles_needs_health_in_a_row_for_that_long() -> None:
+    """A router that finds a colour by DNS may take it out again a moment after the first
+    successes (an answer about the container it replaced): the streak must last ``steady``."""
+    script = Script(statuses=[200, 200, 200, 503])  # healthy, out for one answer, then for good
+    cfg = HealthConfig(successes=2, deadline=5, **FAST)
+    started = time.monotonic()
+    with serve(script) as url:
+        check = wait_healthy(url, cfg, StderrLog(-1), name="h", steady=0.5)
+    took = time.monotonic() - started
+    assert check.outcome == "passed", check.message
+    assert "FAIL" in check.output, "without steady it would have passed before the 503"
+    assert took >= 0.5 + 3 * FAST["interval"], took  # a whole steady streak after the failure
+
+
 def test_a_settled_colour_gets_one_fresh_probe_set_and_a_failure_brings_back_the_interval(
         ) -> None:
     # a colour an earlier stage saw healthy: 3 probes back to back, not 3 intervals of 0.5 s

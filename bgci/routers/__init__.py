@@ -216,6 +216,9 @@ class RouterBase:
     def stale_for(self) -> float:
         return 0.0  # the router decides per request: no client keeps going to the old colour
 
+    def settle_for(self) -> float:
+        return 0.0  # the router is given the colour's address: what it serves is what it has
+
     def _start(self, live: Colour | None, log: Log) -> None:
         raise NotImplementedError
 

@@ -63,6 +63,7 @@ DNS_SLOTS = 32  # servers per colour resolved by DNS: the most tasks a colour ma
 # idle-close-on-response, init-addr libc): bgci 0.1's did not
 SEAMLESS = ("org.bgci.reload", "seamless")
 RELOAD_TIMEOUT = 15.0
+DNS_SETTLE = 3.0  # seconds of health in a row after a start, colours found by DNS (settle_for)
 _TEMPLATE_ADDRESS = re.compile(r"^backend be_(blue|green)\n(?:    .*\n)*?    server-template app "
                                r"1-\d+ (\S+) ", re.MULTILINE)
 
@@ -482,6 +483,12 @@ class HAProxyRouter(RouterBase):
                    if self._read(path) != data}
         if changed:
             self._write(changed)
+
+    def settle_for(self) -> float:
+        """With colours found by DNS: a name resolved again each second, an answer about the
+        container that was replaced held a second, servers checked each second (fall 2): three
+        seconds in a row of health through HAProxy outlast them all."""
+        return DNS_SETTLE if self.dns else 0.0
 
     def live(self) -> Colour | None:
         """The live entry of the map, as HAProxy answers it now. An answer cut off (a worker

@@ -59,7 +59,7 @@ def health_check(d: Deployment, colour: Colour, name: str, *, deadline: float | 
     url = d.router.live_url if live else d.router.preview_url
     return wait_healthy(url, d.config.health, d.log, name=name, colour=colour, deadline=deadline,
                         watch=lambda: d.platform.failure(colour), reach=d.router.reach,
-                        settled=settled)
+                        settled=settled, steady=0.0 if settled else d.router.settle_for())
 
 
 @waits_on("app")
