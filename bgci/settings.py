@@ -122,7 +122,9 @@ class HealthConfig:
         "rollback probe a release an earlier stage saw healthy back to back (one fresh set), "
         "at this interval again after a failure"))
     deadline: float = field(default=60.0, metadata=meta("give up after, seconds"))
-    successes: int = field(default=3, metadata=meta("consecutive successes required"))
+    successes: int = field(default=3, metadata=meta(
+        "consecutive successes required; a colour just started on docker or Swarm (HAProxy finds "
+        "it by DNS) must also answer in a row for 3 s"))
 
 
 @dataclass
