@@ -49,6 +49,14 @@ def engine(what: str) -> Iterator[None]:
         raise InfraError(f"docker engine refused to {what}: {exc.explanation or exc}") from exc
     except (docker.errors.DockerException, requests.RequestException, OSError) as exc:
         raise InfraError(f"docker engine unreachable while trying to {what}: {exc}") from exc
+    except Exception as exc:  # paramiko's, for an ssh:// engine (imported only for one)
+        if not type(exc).__module__.startswith("paramiko"):
+            raise
+        raise InfraError(f"the SSH connection to the docker engine failed while trying to {what}: "
+                         f"{type(exc).__name__}: {exc}",
+                         "the Docker SDK opens several SSH sessions at once: if the engine's sshd "
+                         "refuses new ones, raise MaxSessions in its sshd_config (default 10)"
+                         ) from exc
 
 
 @waits_on("engine")

@@ -338,7 +338,11 @@ down() {
         kill -KILL "${strays[@]}" 2>/dev/null || true
     fi
     for ((i = 1; i <= 9; i++)); do  # every node namespace of this prefix, whatever `up N` made
-        if [[ -e /run/netns/$(node_ns "$i") ]]; then ip netns del "$(node_ns "$i")"; fi
+        # gone between the look and the delete (its last process just exited) is gone all the same
+        if [[ -e /run/netns/$(node_ns "$i") ]]; then
+            ip netns del "$(node_ns "$i")" 2>/dev/null || [[ ! -e /run/netns/$(node_ns "$i") ]] ||
+                die "cannot remove network namespace $(node_ns "$i")"
+        fi
     done
     ip link del "$PREFIX-lan0" 2>/dev/null || true
     if [[ -e /run/netns/$LAN ]]; then ip netns del "$LAN"; fi

@@ -194,3 +194,21 @@ def test_a_pull_refused_for_want_of_an_account_says_how_to_give_one() -> None:
     assert caught.value.exit_code == 2
     assert "cannot be pulled: unauthorized" in caught.value.message
     assert "BGCI_REGISTRY_USER" in caught.value.hint
+
+
+def test_an_ssh_session_the_engine_refuses_is_exit_3_naming_sshds_limit() -> None:
+    """paramiko's errors (DOCKER_HOST=ssh://) are the engine's, not a bgci bug."""
+    import pytest
+
+    from bgci.docker_engine import engine
+    from bgci.errors import InfraError
+
+    class ChannelException(Exception):  # as paramiko raises it when sshd refuses a session
+        pass
+
+    ChannelException.__module__ = "paramiko.ssh_exception"
+    with pytest.raises(InfraError) as caught, engine("read the deployment state"):
+        raise ChannelException(2, "Connect failed")
+    assert caught.value.exit_code == 3
+    assert "while trying to read the deployment state" in caught.value.message
+    assert "MaxSessions" in caught.value.hint

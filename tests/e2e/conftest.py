@@ -285,6 +285,9 @@ def ssh_docker_host(tmp_path: Path) -> Iterator[SshDockerHost]:
         "UsePAM no",
         "StrictModes no",
         f"PidFile {work / 'sshd.pid'}",
+        # the Docker SDK opens a session per connection of its pool (sshd's default is 10)
+        "MaxSessions 100",
+        "MaxStartups 100",
         f"SetEnv PATH={path}",
         "",
     ]))
