@@ -11,6 +11,10 @@ side; four kinds may not:
   (``example-images``): they share its layer cache, and one removing its image while another
   rebuilds the same layers made that rebuild a new image;
 - a test that restarts the Docker engine runs alone, after everything else (marker ``serial``).
+
+pytest-xdist groups by a suffix it adds to each grouped node ID (``…::test@swarm``); a pytest on
+which that suffix does not take would spread a group over workers with no word, so a grouped test
+fails then, before its fixtures are set up (``pytest_runtest_setup`` below).
 """
 
 from __future__ import annotations
@@ -38,3 +42,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("fixed-ports"))
         elif item.originalname in EXAMPLE_IMAGE_TESTS and "docker" in item.name:
             item.add_marker(pytest.mark.xdist_group("example-images"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before any fixture of the test is set up
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    config = item.config
+    # a worker's --dist is "no"; pytest-xdist tells it of loadgroup in option.loadgroup
+    if (hasattr(config, "workerinput") and getattr(config.option, "loadgroup", False)
+            and item.get_closest_marker("xdist_group") and "@" not in item.nodeid):
+        pytest.fail(f"--dist loadgroup does not group with pytest {pytest.__version__} and this "
+                    "pytest-xdist: this test's node ID has no @group, so its group is spread over "
+                    "workers (install the test extra's pytest)", pytrace=False)

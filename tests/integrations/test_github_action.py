@@ -237,16 +237,10 @@ def test_action_rejects_bad_inputs_before_running_anything(tmp_path: Path) -> No
     for step in ("unknown_stage", "stage_injection", "args_semicolon", "args_substitution",
                  "args_backticks", "set_newline", "source_option"):
         assert steps[step]["outcome"] == "failure", (step, steps[step])
-    for message in ("input stage: unknown stage 'nuke'; expected one of: build, deploy-green",
-                    "input stage: unknown stage 'status; touch",
-                    "input args: '1;' is not allowed",
-                    "input args: '$(touch' is not allowed",
-                    "input args: '`touch' is not allowed",
-                    "input set: '$(touch",
-                    "input source: '--index-url"):
-        assert f"::error title=bgci action::{message}" in ran.output, message
-    assert "input args: '--history' " not in ran.output
-    assert ran.output.count("bgci action: invalid inputs, nothing was run") == 7
+    # What each bad input prints is asserted in tests/test_action_inputs.py, not here: act's host
+    # runner returns on a failing step's exit status before its terminal's output is all copied
+    # (pkg/container/host_environment.go), so the last lines of a failing step may be missing
+    # from its log. GitHub's runner reads a step's output to its end.
     # nothing was installed and no stage wrote a report
     assert not (out / "venv.txt").exists()
     assert "bgci-reports" not in (out / "workspace.txt").read_text()
