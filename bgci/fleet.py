@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlparse
 
+from bgci.command_line import command_index
 from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import Check, StageResult
@@ -44,7 +45,6 @@ _STATUS = {1: "failed", 4: "refused"}
 # a second time (the fleet's own result does that once)
 _CI_VARIABLES = ("GITHUB_ACTIONS", "GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_STEP_SUMMARY",
                  "GITLAB_CI", "JENKINS_URL", "BUILD_URL")
-_GLOBAL_VALUES = ("--reports", "--config")
 
 
 @dataclass
@@ -231,14 +231,9 @@ def unreachable(hosts: Sequence[str], reach: Callable[[str], str | None]) -> dic
 
 def command_at(argv: Sequence[str]) -> int:
     """Where the command is in a bgci command line (global options and their values first)."""
-    i = 0
-    while i < len(argv):
-        if argv[i] in (*_GLOBAL_VALUES, "--set"):
-            i += 2
-        elif argv[i].startswith("-"):
-            i += 1
-        else:
-            return i
+    i = command_index(argv)
+    if i is not None:
+        return i
     raise ConfigError("no command in the command line", "e.g. bgci switch")
 
 

@@ -105,7 +105,8 @@ def test_no_import_cycle_among_bgci_modules() -> None:
         " <-> ".join(c) for c in found)
 
 
-LEAVES = ("bgci.ports", "bgci.model", "bgci.errors", "bgci.settings", "bgci.log")
+LEAVES = ("bgci.ports", "bgci.model", "bgci.errors", "bgci.settings", "bgci.log",
+          "bgci.command_line")
 ADAPTER_FAMILIES = ("bgci.platforms", "bgci.routers", "bgci.hosts", "bgci.state", "bgci.ci")
 
 

@@ -13,6 +13,7 @@ import click
 from bgci import __version__
 from bgci.cli import pipeline, tools
 from bgci.cli.common import CONTEXT, EPILOG
+from bgci.command_line import GLOBAL_FLAGS, GLOBAL_VALUES, command_index
 
 
 class _InOrder(click.Group):
@@ -58,9 +59,6 @@ for _command in (tools.init, pipeline.build, pipeline.deploy_green, pipeline.ver
     cli.add_command(_command)
 
 
-# the group's options, which may also be written after the command (`bgci status --json`)
-_GLOBAL_FLAGS = ("--json", "--debug", "--verbose", "--quiet")
-_GLOBAL_VALUES = ("--config", "--reports", "--set")
 # commands whose words after their first argument are someone else's command line
 _PASS_THROUGH = ("exec",)
 
@@ -69,16 +67,7 @@ def hoist_globals(args: list[str]) -> list[str]:
     """``args`` with the global options that follow the command moved before it, where click
     reads them: ``bgci status --json`` is ``bgci --json status`` (as README and SPEC write both).
     Nothing after a ``--`` is touched, nor the command line ``bgci exec COLOUR`` runs."""
-    command = None
-    i = 0
-    while i < len(args):  # the command: the first word that is neither an option nor its value
-        if args[i] in _GLOBAL_VALUES:
-            i += 2
-            continue
-        if not args[i].startswith("-"):
-            command = i
-            break
-        i += 1
+    command = command_index(args)
     if command is None:
         return args
     moved: list[str] = []
@@ -92,13 +81,13 @@ def hoist_globals(args: list[str]) -> list[str]:
             break
         if not word.startswith("-"):
             positional += 1
-        if word in _GLOBAL_FLAGS or (len(word) > 1 and word[0] == "-" and word[1] != "-"
+        if word in GLOBAL_FLAGS or (len(word) > 1 and word[0] == "-" and word[1] != "-"
                                      and set(word[1:]) <= {"v", "q"}):
             moved.append(word)
-        elif word in _GLOBAL_VALUES and i + 1 < len(args):
+        elif word in GLOBAL_VALUES and i + 1 < len(args):
             moved += args[i:i + 2]
             i += 1
-        elif word.split("=", 1)[0] in _GLOBAL_VALUES and "=" in word:
+        elif word.split("=", 1)[0] in GLOBAL_VALUES and "=" in word:
             moved.append(word)
         else:
             rest.append(word)
