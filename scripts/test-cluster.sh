@@ -18,7 +18,7 @@
 #
 # Every process is started by this script with its PID kept in $BGCI_CLUSTER_DIR, and stopped
 # by that PID: never by name. Runs as root; needs iproute2, util-linux (nsenter), docker.io,
-# openssh-server and docker-registry (scripts/test-env.sh installs them).
+# openssh-server, docker-registry and apache2-utils (scripts/test-env.sh installs them).
 set -euo pipefail
 
 DIR=${BGCI_CLUSTER_DIR:-/var/lib/bgci-cluster}
@@ -167,7 +167,7 @@ SetEnv DOCKER_HOST=$(sock "$i") PATH=$path
 EOF
     [[ -d /run/sshd ]] || install -d -m 0755 /run/sshd
     rm -f "$dir/sshd.pid"
-    in_node "$i" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log"
+    in_node "$i" /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/sshd.log" 9>&-
     wait_for 10 "sshd of node $i" test -s "$dir/sshd.pid"
 }
 
@@ -183,7 +183,7 @@ dockerd_up() {
         --data-root "$dir/data" --exec-root "$dir/exec" -H "$(sock "$i")" --group "$DEPLOY" \
         --pidfile "$dir/dockerd.pid" --bridge none --iptables=false --ip6tables=false \
         --insecure-registry "$REGISTRY" --storage-driver overlay2 \
-        >>"$dir/dockerd.log" 2>&1 </dev/null &
+        >>"$dir/dockerd.log" 2>&1 </dev/null 9>&- &
     wait_for 60 "dockerd of node $i (log: $dir/dockerd.log)" node_docker "$i" info
 }
 
@@ -244,14 +244,12 @@ registry_up() {
     alive "$(pid_of "$reg.pid")" && return 0
     mkdir -p "$reg/data"
     if [[ ! -f $reg/htpasswd ]]; then
-        python3 - "$reg" "$REGISTRY_USER" <<'PY'
-import crypt, pathlib, secrets, sys
-reg, user = pathlib.Path(sys.argv[1]), sys.argv[2]
-password = secrets.token_hex(16)
-(reg / "password").write_text(password)
-(reg / "htpasswd").write_text(f"{user}:{crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH))}\n")
-PY
-        chmod 600 "$reg/password" "$reg/htpasswd"
+        # the registry reads bcrypt only (htpasswd -B; Python's crypt module is gone in 3.13)
+        (
+            umask 077
+            python3 -c 'import secrets; print(secrets.token_hex(16), end="")' >"$reg/password"
+            htpasswd -niB "$REGISTRY_USER" <"$reg/password" | sed "/^$/d" >"$reg/htpasswd"
+        )
     fi
     cat >"$reg/config.yml" <<EOF
 version: 0.1
@@ -269,7 +267,7 @@ auth:
     realm: bgci-test
     path: $reg/htpasswd
 EOF
-    setsid /usr/bin/docker-registry serve "$reg/config.yml" >>"$reg.log" 2>&1 </dev/null &
+    setsid /usr/bin/docker-registry serve "$reg/config.yml" >>"$reg.log" 2>&1 </dev/null 9>&- &
     echo $! >"$reg.pid"
     wait_for 15 "the registry at $REGISTRY (log: $reg.log)" \
         python3 -c "import socket; socket.create_connection(('$NET.1', 5000), 1)"
@@ -298,7 +296,7 @@ up() {
     local n=${1:-3} i pids=()
     [[ $n =~ ^[1-9]$ ]] || die "up N: N is 1 to 9 engines"
     [[ $(count) -le $n ]] || die "$(count) engines run; \`$0 down\` first to make fewer"
-    for tool in ip nsenter dockerd /usr/sbin/sshd /usr/bin/docker-registry ssh-keygen; do
+    for tool in ip nsenter dockerd /usr/sbin/sshd /usr/bin/docker-registry ssh-keygen htpasswd; do
         command -v "$tool" >/dev/null || die "$tool is missing: run scripts/test-env.sh first"
     done
     mkdir -p "$DIR"
@@ -358,6 +356,13 @@ down() {
 node_arg() {
     [[ ${1:-} =~ ^[1-9]$ && $1 -le $(count) ]] || die "no engine ${1:-} (engines: 1..$(count))"
 }
+
+# one change of the test hosts at a time: a second `up` waits for the first and then finds all up
+# (the daemons it starts do not inherit the lock: `9>&-`)
+if [[ ${1:-} != env ]]; then
+    exec 9>"/run/lock/$PREFIX-cluster.lock"
+    flock -w 600 9 || die "another test-cluster.sh held /run/lock/$PREFIX-cluster.lock for 10 min"
+fi
 
 case ${1:-} in
     up) up "${2:-3}" ;;

@@ -433,7 +433,7 @@ say "dns: $(/usr/sbin/named -v), unbound $(/usr/sbin/unbound -V | sed -n 's/^Ver
 # from Debian's docker-registry, which scripts/test-cluster.sh starts beside them (the service the
 # package starts is stopped: the test hosts' registry is a process of its own, with a password).
 # The test session starts the hosts itself and removes them at the end.
-ensure_packages "iproute2, docker-registry" iproute2 docker-registry
+ensure_packages "iproute2, docker-registry, htpasswd" iproute2 docker-registry apache2-utils
 no_system_service docker-registry
 /usr/bin/docker-registry --version >/dev/null || die "/usr/bin/docker-registry --version does not run"
 say "test hosts: $(/usr/bin/docker-registry --version | head -1); scripts/test-cluster.sh starts them"

@@ -29,6 +29,7 @@ EXAMPLE_IMAGE_TESTS = ("test_example_builds_and_deploys_on_docker",
                        "test_init_writes_a_config_with_which_deploy_succeeds_unchanged")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's, which reads the groups into node IDs
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         filename = item.path.name
