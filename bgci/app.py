@@ -152,7 +152,7 @@ def _on_fleet(opts: Options, config: Config, stage: str, log: Log, result: Stage
               who: Identity, lock_wait: float) -> None:
     """``stage`` on every host of ``platform.fleet`` (bgci.fleet), the fleet lock on the first."""
     from bgci import docker_engine
-    from bgci.fleet import Fleet, command_at, run_stage
+    from bgci.fleet import Fleet, command_at, fleet_lock, label, run_stage
     from bgci.lock import deploy_lock, new_lock
     from bgci.state.docker import DockerStore
 
@@ -161,15 +161,19 @@ def _on_fleet(opts: Options, config: Config, stage: str, log: Log, result: Stage
     first = config.platform.fleet[0]
 
     @contextlib.contextmanager
-    def fleet_lock() -> Iterator[None]:
+    def fleet_store() -> Iterator[DockerStore]:
         client = docker_engine.connect_to(first)
         try:
-            store = DockerStore(client, f"{config.app}-fleet")
-            with deploy_lock(store, new_lock(who.holder, who.job_url), ttl=config.lock.ttl,
-                             wait=lock_wait, say=log.info):
-                yield
+            yield DockerStore(client, f"{config.app}-fleet")
         finally:
             client.close()
+
+    @contextlib.contextmanager
+    def locked() -> Iterator[None]:
+        with fleet_store() as store, deploy_lock(store, new_lock(who.holder, who.job_url),
+                                                 ttl=config.lock.ttl, wait=lock_wait,
+                                                 say=log.info):
+            yield
 
     fleet = Fleet(list(config.platform.fleet),
                   Path(opts.reports or config.reports.dir).resolve(), log)
@@ -180,7 +184,10 @@ def _on_fleet(opts: Options, config: Config, stage: str, log: Log, result: Stage
         fleet.environ = {**fleet.environ, "BGCI_IMAGE": image}
     log.info(f"{stage} on {len(fleet.hosts)} hosts in parallel: "
              + ", ".join(config.platform.fleet))
-    run_stage(fleet, stage, opts.argv, result, docker_engine.why_unreachable, fleet_lock)
+    run_stage(fleet, stage, opts.argv, result, docker_engine.why_unreachable, locked)
+    if stage == "lock":  # `lock status|release`: the fleet's own lock as well as each host's
+        with fleet_store() as store:
+            fleet_lock(store, label(first), "release" in command[1:2], result, log)
 
 
 Tool = Callable[[Deployment, Callable[[str], None]], int]

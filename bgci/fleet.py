@@ -35,6 +35,7 @@ from bgci.command_line import command_index
 from bgci.errors import ConfigError, InfraError
 from bgci.log import Log
 from bgci.model import Check, StageResult
+from bgci.ports import StateStore
 
 # stages that change no host: no fleet lock, no reachability gate beyond the stage's own
 READ_ONLY = ("status", "lock")
@@ -227,6 +228,24 @@ def unreachable(hosts: Sequence[str], reach: Callable[[str], str | None]) -> dic
     with ThreadPoolExecutor(max_workers=max(1, len(hosts))) as pool:
         answers = list(pool.map(reach, hosts))
     return {host: why for host, why in zip(hosts, answers, strict=True) if why is not None}
+
+
+def fleet_lock(store: StateStore, where: str, release: bool, result: StageResult,
+               log: Log) -> None:
+    """``bgci lock status|release`` on a fleet: also the fleet's own lock, which a stage that
+    changes hosts holds on the first host (``where``) for the whole run, after each host's."""
+    held = store.current_lock()
+    result.extra["fleet_lock"] = held.to_dict() if held else None
+    if held is None:
+        said = "free"
+    elif release:
+        store.unlock(held)
+        result.changed = True
+        said = f"released (held by {held.describe()})"
+    else:
+        said = f"held by {held.describe()}"
+    log.info(f"the fleet lock (on {where}): {said}")
+    result.message += f"; the fleet lock (on {where}): {said}"
 
 
 def command_at(argv: Sequence[str]) -> int:

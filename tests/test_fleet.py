@@ -1,6 +1,6 @@
 """A fleet (platform.fleet): the stage on every host in parallel, nothing changed anywhere when a
 host does not answer, a switch put back on every host when any host fails it. Hosts here are a
-fake runner that writes each host's report as bgci would; tests/e2e/test_fleet.py runs real ones."""
+fake runner that writes each host's report as bgci would; tests/e2e/test_cluster.py runs real ones."""
 
 from __future__ import annotations
 
@@ -18,9 +18,11 @@ import pytest
 
 from bgci.config import load_config
 from bgci.errors import ConfigError, InfraError
-from bgci.fleet import Fleet, child_argv, command_at, label, run_stage
+from bgci.fleet import Fleet, child_argv, command_at, fleet_lock, label, run_stage
+from bgci.lock import new_lock
 from bgci.log import StderrLog
 from bgci.model import StageResult
+from bgci.state.files import FileStore
 
 A, B, C = "ssh://deploy@app-1", "ssh://deploy@app-2", "ssh://deploy@app-3:2222"
 
@@ -156,6 +158,31 @@ def test_status_takes_no_lock_and_says_when_hosts_differ(tmp_path: Path,
     assert locks == [] and result.live_colour is None and not result.observed
     assert "hosts differ on the live colour" in result.message
     assert result.extra["hosts"]["app-2"]["live_color"] == "green"
+
+
+def test_lock_status_and_release_also_name_and_release_the_fleet_lock(tmp_path: Path,
+                                                                     locks: list[str]) -> None:
+    store = FileStore(tmp_path / "fleet", "shop-fleet")  # what the first host keeps
+    assert store.try_lock(new_lock("deploy job 41", "https://ci.example/41")) is None
+    hosts = Hosts({(A, "lock"): (0, {"changed": False, "message": "the deploy lock is free"}),
+                   (B, "lock"): (0, {"changed": True, "message": "released"})})
+    fleet = fleet_of(tmp_path, hosts, A, B)
+
+    status = run(fleet, ["lock", "status"], locks)
+    fleet_lock(store, "app-1", False, status, StderrLog(colour=False))
+    assert "; the fleet lock (on app-1): held by deploy job 41" in status.message, status.message
+    assert status.extra["fleet_lock"]["holder"] == "deploy job 41"
+    assert store.current_lock() is not None
+
+    release = run(fleet, ["lock", "release"], locks)
+    fleet_lock(store, "app-1", True, release, StderrLog(colour=False))
+    assert "the fleet lock (on app-1): released (held by deploy job 41" in release.message
+    assert release.changed and store.current_lock() is None and locks == []
+
+    again = run(fleet, ["lock", "release"], locks)
+    fleet_lock(store, "app-1", True, again, StderrLog(colour=False))
+    assert again.message.endswith("; the fleet lock (on app-1): free")
+    assert again.extra["fleet_lock"] is None
 
 
 def test_an_old_report_is_never_read_as_this_run_s(tmp_path: Path, locks: list[str]) -> None:

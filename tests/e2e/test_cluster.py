@@ -33,6 +33,8 @@ from e2e_support import (
 from e2e_swarm import SwarmTarget
 from test_e2e_zero_downtime import AFTER, MIN_EACH_SIDE, assert_clean_cut_over, cut_over_under_load
 
+from bgci.lock import new_lock
+from bgci.state.docker import DockerStore
 from tests.helpers.images import make_app_copy
 
 # one worker holds the test hosts: their session fixture must not start twice side by side
@@ -348,3 +350,14 @@ def fleet_scenario(cluster: Cluster, releases: RegistryReleases, p: Project,
     status = p.run("status", "--json")
     hosts = json.loads(status.out)["extra"]["hosts"]
     assert {h["live_color"] for h in hosts.values()} == {"blue"}, hosts
+
+    # 5. a runner that died holding the fleet lock: `bgci lock status` names it, `lock release`
+    # frees it
+    fleet_store = DockerStore(cluster.client(1), f"{p.app}-fleet")
+    assert fleet_store.try_lock(new_lock("a runner that died", "")) is None
+    run = p.run("lock", "status")
+    assert f"the fleet lock (on {cluster.address(1)}): held by a runner that died" in run.err, run
+    run = p.run("lock", "release")
+    assert f"the fleet lock (on {cluster.address(1)}): released (held by a runner that died" \
+        in run.err, run
+    assert fleet_store.current_lock() is None
