@@ -152,7 +152,7 @@ def _on_fleet(opts: Options, config: Config, stage: str, log: Log, result: Stage
               who: Identity, lock_wait: float) -> None:
     """``stage`` on every host of ``platform.fleet`` (bgci.fleet), the fleet lock on the first."""
     from bgci import docker_engine
-    from bgci.fleet import Fleet, command_at, fleet_lock, label, run_stage
+    from bgci.fleet import Fleet, command_at, fleet_lock_command, label, run_stage
     from bgci.lock import deploy_lock, new_lock
     from bgci.state.docker import DockerStore
 
@@ -187,7 +187,7 @@ def _on_fleet(opts: Options, config: Config, stage: str, log: Log, result: Stage
     run_stage(fleet, stage, opts.argv, result, docker_engine.why_unreachable, locked)
     if stage == "lock":  # `lock status|release`: the fleet's own lock as well as each host's
         with fleet_store() as store:
-            fleet_lock(store, label(first), "release" in command[1:2], result, log)
+            fleet_lock_command(store, label(first), "release" in command[1:2], result, log)
 
 
 Tool = Callable[[Deployment, Callable[[str], None]], int]

@@ -230,8 +230,8 @@ def unreachable(hosts: Sequence[str], reach: Callable[[str], str | None]) -> dic
     return {host: why for host, why in zip(hosts, answers, strict=True) if why is not None}
 
 
-def fleet_lock(store: StateStore, where: str, release: bool, result: StageResult,
-               log: Log) -> None:
+def fleet_lock_command(store: StateStore, where: str, release: bool, result: StageResult,
+                       log: Log) -> None:
     """``bgci lock status|release`` on a fleet: also the fleet's own lock, which a stage that
     changes hosts holds on the first host (``where``) for the whole run, after each host's."""
     held = store.current_lock()

@@ -10,6 +10,7 @@ from typing import Any
 import docker.errors
 import pytest
 
+from bgci.docker_engine import engine
 from bgci.docker_images import has_image, log_in, pinned, push, repository, resolve_image
 from bgci.errors import ConfigError, InfraError
 from bgci.log import StderrLog
@@ -198,10 +199,6 @@ def test_a_pull_refused_for_want_of_an_account_says_how_to_give_one() -> None:
 
 def test_an_ssh_session_the_engine_refuses_is_exit_3_naming_sshds_limit() -> None:
     """paramiko's errors (DOCKER_HOST=ssh://) are the engine's, not a bgci bug."""
-    import pytest
-
-    from bgci.docker_engine import engine
-    from bgci.errors import InfraError
 
     class ChannelException(Exception):  # as paramiko raises it when sshd refuses a session
         pass

@@ -18,7 +18,7 @@ import pytest
 
 from bgci.config import load_config
 from bgci.errors import ConfigError, InfraError
-from bgci.fleet import Fleet, child_argv, command_at, fleet_lock, label, run_stage
+from bgci.fleet import Fleet, child_argv, command_at, fleet_lock_command, label, run_stage
 from bgci.lock import new_lock
 from bgci.log import StderrLog
 from bgci.model import StageResult
@@ -169,18 +169,18 @@ def test_lock_status_and_release_also_name_and_release_the_fleet_lock(tmp_path: 
     fleet = fleet_of(tmp_path, hosts, A, B)
 
     status = run(fleet, ["lock", "status"], locks)
-    fleet_lock(store, "app-1", False, status, StderrLog(colour=False))
+    fleet_lock_command(store, "app-1", False, status, StderrLog(colour=False))
     assert "; the fleet lock (on app-1): held by deploy job 41" in status.message, status.message
     assert status.extra["fleet_lock"]["holder"] == "deploy job 41"
     assert store.current_lock() is not None
 
     release = run(fleet, ["lock", "release"], locks)
-    fleet_lock(store, "app-1", True, release, StderrLog(colour=False))
+    fleet_lock_command(store, "app-1", True, release, StderrLog(colour=False))
     assert "the fleet lock (on app-1): released (held by deploy job 41" in release.message
     assert release.changed and store.current_lock() is None and locks == []
 
     again = run(fleet, ["lock", "release"], locks)
-    fleet_lock(store, "app-1", True, again, StderrLog(colour=False))
+    fleet_lock_command(store, "app-1", True, again, StderrLog(colour=False))
     assert again.message.endswith("; the fleet lock (on app-1): free")
     assert again.extra["fleet_lock"] is None
 
